@@ -1,0 +1,71 @@
+"""Caches under `.agent/cache/`, stored as JSON and never unpickled.
+
+diskcache pickles keys and values by default, and a repository is untrusted input:
+a cache database committed into it (or planted under `.agent/`) must not be able to
+run code when we read it. `SafeJSONDisk` stores keys and values as compressed JSON
+bytes and refuses any row that would need unpickling, instead of loading it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent_cli.errors import AgentError
+
+if TYPE_CHECKING:
+    import diskcache
+
+
+class CacheCorrupt(AgentError):
+    """A cache row that is not JSON written by us."""
+
+
+@functools.cache
+def _safe_disk_class() -> type:
+    import diskcache
+    from diskcache.core import MODE_BINARY, MODE_RAW
+
+    class SafeJSONDisk(diskcache.Disk):
+        def put(self, key: Any) -> tuple[Any, bool]:
+            data = zlib.compress(json.dumps(key, sort_keys=True).encode(), 1)
+            return super().put(data)
+
+        def get(self, key: Any, raw: bool) -> Any:
+            if not raw:
+                raise CacheCorrupt(f"refusing a pickled cache key in {self._directory}")
+            return json.loads(zlib.decompress(super().get(key, raw)))
+
+        def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+            if read:
+                raise TypeError("SafeJSONDisk stores JSON values, not files")
+            data = zlib.compress(json.dumps(value).encode(), 1)
+            return super().store(data, False, key=key)
+
+        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+            if mode not in (MODE_RAW, MODE_BINARY) or read:
+                raise CacheCorrupt(
+                    f"refusing a cache entry of mode {mode} in {self._directory}: "
+                    "only JSON entries are read",
+                    hint=f"delete the cache with: rm -rf {self._directory}",
+                )
+            data = super().fetch(mode, filename, value, read)
+            try:
+                return json.loads(zlib.decompress(data))
+            except (zlib.error, ValueError) as exc:
+                raise CacheCorrupt(
+                    f"unreadable cache entry in {self._directory}: {exc}",
+                    hint=f"delete the cache with: rm -rf {self._directory}",
+                ) from exc
+
+    return SafeJSONDisk
+
+
+def open_cache(agent_dir: Path, name: str) -> diskcache.Cache:
+    """The cache `name` under `<agent_dir>/cache/`, created on first use."""
+    import diskcache
+
+    return diskcache.Cache(str(Path(agent_dir) / "cache" / name), disk=_safe_disk_class())

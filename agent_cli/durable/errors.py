@@ -1,0 +1,63 @@
+"""The exception tree.
+
+Every error the project raises on purpose descends from `AgentError`. It lives here,
+in `durable`, because `durable` imports nothing else of `agent_cli`; the rest of the
+package imports it from `agent_cli.errors`. Only `cli.py` turns these into text and
+exit codes: each carries the exit code it maps to and, where one exists, the command
+that fixes or continues (`hint`).
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Root of every deliberate error. `exit_code` follows DESIGN.md's contract."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class UsageError(AgentError):
+    """Bad input from the user: exit 2, and nothing was changed on disk."""
+
+    exit_code = 2
+
+
+class RunNotFound(UsageError):
+    pass
+
+
+class CorruptRecord(AgentError):
+    """A run file that cannot be read back: truncated, not JSON, or of an unknown schema."""
+
+
+class RunLocked(AgentError):
+    """Another process is executing this run."""
+
+
+class StepFailed(AgentError):
+    """A checkpoint raised; the run is failed and can be resumed."""
+
+    def __init__(self, message: str, *, step: str, cause: BaseException, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.cause = cause
+
+
+class Suspended(BaseException):
+    """Unwinds the flow at a wait. A BaseException so that `except Exception` in step
+    code cannot swallow it; the engine catches it and the CLI exits 75."""
+
+    exit_code = 75
+
+    def __init__(self, key: str, question: str) -> None:
+        super().__init__(question)
+        self.key = key
+        self.question = question

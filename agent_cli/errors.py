@@ -1,0 +1,21 @@
+"""Typed errors for the whole package; see `agent_cli.durable.errors` for the root."""
+
+from agent_cli.durable.errors import (
+    AgentError,
+    CorruptRecord,
+    RunLocked,
+    RunNotFound,
+    StepFailed,
+    Suspended,
+    UsageError,
+)
+
+__all__ = [
+    "AgentError",
+    "CorruptRecord",
+    "RunLocked",
+    "RunNotFound",
+    "StepFailed",
+    "Suspended",
+    "UsageError",
+]
