@@ -304,7 +304,7 @@ def _finish(ex: Execution, record: dict[str, Any], scope: StepScope, status: str
     record["calls"] = scope.calls
     record["usage"] = _sum_usage(scope.calls)
     costs = [c.get("cost_usd") for c in scope.calls]
-    record["cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
+    record["cost_usd"] = None if any(c is None for c in costs) else sum(costs)
     ex.write(record)
 
 

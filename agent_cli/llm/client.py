@@ -1,0 +1,150 @@
+"""Transports: how a request reaches a model. The SDK, or a recording.
+
+`Transport` is the seam (a Protocol, no inheritance): `send(request, step, index)`
+returns the response message as plain JSON and how many retries it took.
+`AnthropicTransport` is the official SDK, imported on the first call and never
+before (it costs about a second); its own retries cover 408/409/429/5xx/529 and
+timeouts, with backoff and `retry-after`. We do not stream, so there is no
+overloaded error arriving mid-stream to retry ourselves. Every SDK error becomes
+one of ours, with a message that names the cause and what to do.
+`ReplayTransport` serves the responses a run recorded, by step key and call index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent_cli.llm.errors import (
+    AuthError,
+    BadRequest,
+    ModelRejected,
+    PromptTooLong,
+    ReplayMissing,
+    ServiceUnavailable,
+)
+from agent_cli.llm.journal import Journal
+
+
+@dataclass
+class Sent:
+    response: dict[str, Any]
+    retries: int
+    served_from: str | None = None
+    original_cost_usd: float | None = None
+
+
+class Transport(Protocol):
+    def send(self, request: dict[str, Any], step: str, index: int) -> Sent: ...
+
+
+@dataclass
+class Connection:
+    """How to reach the service; taken from the current invocation, never recorded."""
+
+    api_key: str | None
+    base_url: str | None
+    timeout: float = 600
+    max_retries: int = 4
+
+
+class AnthropicTransport:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._client: Any = None
+
+    def _sdk(self) -> Any:
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.Anthropic(
+                api_key=self.conn.api_key,
+                base_url=self.conn.base_url,
+                timeout=self.conn.timeout,
+                max_retries=self.conn.max_retries,
+            )
+        return self._client
+
+    def send(self, request: dict[str, Any], step: str, index: int) -> Sent:
+        import anthropic
+
+        try:
+            raw = self._sdk().messages.with_raw_response.create(**request)
+        except anthropic.APIStatusError as exc:
+            raise _status_error(exc, request, step, self.conn) from exc
+        except anthropic.APITimeoutError as exc:
+            raise ServiceUnavailable(
+                f"{step}: the model request timed out after {self.conn.timeout:.0f} s "
+                f"and {self.conn.max_retries} retries",
+                hint="raise request_timeout in .agentrc, then resume the run",
+            ) from exc
+        except anthropic.APIConnectionError as exc:
+            where = self.conn.base_url or "https://api.anthropic.com"
+            raise ServiceUnavailable(
+                f"{step}: cannot reach the model service at {where} "
+                f"after {self.conn.max_retries} retries ({exc})",
+                hint="check the network or ANTHROPIC_BASE_URL, then resume the run",
+            ) from exc
+        message = raw.parse()
+        return Sent(response=message.model_dump(mode="json", exclude_none=False),
+                    retries=raw.retries_taken)
+
+
+def _status_error(exc: Any, request: dict[str, Any], step: str, conn: Connection) -> Exception:
+    status = exc.status_code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    kind = err.get("type", "error")
+    text = err.get("message") or str(exc)
+    said = f"{status} {kind}: {text}"
+    if status in (401, 403):
+        return AuthError(
+            f"{step}: the model service refused the API key ({said})",
+            hint="set a valid key in ANTHROPIC_API_KEY (or api_key in .agentrc), "
+            "then resume the run",
+        )
+    if status == 404 and "model" in text.lower():
+        return ModelRejected(
+            f"{step}: the model service does not know model {request.get('model')!r} ({said})",
+            hint="pick another with --model (aliases: sonnet, opus, haiku)",
+        )
+    if status == 413 or "prompt is too long" in text.lower():
+        size = len(str(request.get("messages", ""))) // 4
+        return PromptTooLong(
+            f"{step}: the prompt is too long for {request.get('model')} "
+            f"(about {size:,} tokens of messages; {said})",
+            hint="lower context_tokens in .agentrc, then resume the run",
+        )
+    if status in (408, 409, 429) or status >= 500:
+        return ServiceUnavailable(
+            f"{step}: the model service kept failing ({said}) after {conn.max_retries} retries",
+            hint="wait a little, then resume the run",
+        )
+    return BadRequest(f"{step}: the model service rejected the request ({said})")
+
+
+class ReplayTransport:
+    """Serves a recorded run's responses. `source` is a run directory (or its
+    calls/ directory)."""
+
+    def __init__(self, source: Path, label: str) -> None:
+        calls = source / "calls" if (source / "calls").is_dir() else source
+        if not calls.is_dir():
+            raise ReplayMissing(
+                f"no recording at {source}",
+                hint="replay:<run-id> needs a run of this repository (see agent runs)",
+            )
+        self.journal = Journal(calls)
+        self.label = label
+
+    def send(self, request: dict[str, Any], step: str, index: int) -> Sent:
+        rec = self.journal.answered(step, index)
+        if rec is None:
+            raise ReplayMissing(
+                f"{step}: the recording {self.label} has no call #{index} for step {step}",
+                hint="replay a run that reached this step, or use a real model",
+            )
+        return Sent(response=rec["response"], retries=0,
+                    served_from=f"{self.label}/{rec['number']:04d}",
+                    original_cost_usd=rec.get("cost_usd") or rec.get("original_cost_usd"))

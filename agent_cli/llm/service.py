@@ -1,0 +1,276 @@
+"""Structured model calls from inside durable steps: journaled, priced, budgeted.
+
+`ModelService.ask(OutputType, tool=..., ...)` sends one request whose answer must be
+a call of the forced tool `tool`, validates the tool input into `OutputType`, and on
+a validation error gives the model one repair turn that says exactly what was wrong.
+
+Every request passes through `_call`, in this order:
+1. the journal: the same step key, call index and request hash already answered
+   (a step re-executing after a crash) is served from `calls/` at zero cost;
+2. the budget: when the run has `max_cost` and what was paid plus a conservative
+   estimate of this call would pass it (plus what humans granted since), the run
+   suspends with a `budget` wait;
+3. the transport: the SDK, or a recording for `replay:<run>` models;
+4. the record: `calls/NNNN.json`, and a summary into the step record.
+
+Prompt caching: every request carries all of the flow's tools (so that tools and
+system prompt form one prefix shared by every call of a run), a breakpoint on the
+system prompt, and one on the last stable context block (issue, plan, files), so
+the calls of a stage and the stages after it read that prefix from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agent_cli import durable
+from agent_cli.answers import Answer
+from agent_cli.durable.fingerprint import digest
+from agent_cli.durable.store import now_iso
+from agent_cli.llm.client import AnthropicTransport, Connection, ReplayTransport, Sent, Transport
+from agent_cli.llm.errors import ModelError, StructuredOutputError
+from agent_cli.llm.journal import Journal
+from agent_cli.llm.models import REPLAY_PREFIX, is_replay, resolve_model
+from agent_cli.llm.pricing import estimate_cost, price_call
+
+T = TypeVar("T", bound=BaseModel)
+
+CACHE = {"type": "ephemeral"}
+
+
+class ModelService:
+    def __init__(self, conn: Connection, runs_dir: Path) -> None:
+        self.conn = conn
+        self.runs_dir = runs_dir
+        self._journals: dict[Path, Journal] = {}
+        self._transports: dict[str, Transport] = {}
+
+    # -- public ------------------------------------------------------------
+    def ask(
+        self,
+        output: type[T],
+        *,
+        tool: str,
+        tools: dict[str, type[BaseModel]],
+        system: str,
+        context: list[str],
+        instruction: str,
+    ) -> T:
+        """One structured answer of type `output`, through the forced tool `tool`."""
+        cfg = durable.config()
+        request = build_request(
+            model=resolve_model(cfg.get("model") or "sonnet"),
+            max_tokens=int(cfg.get("max_tokens") or 8192),
+            tool=tool, tools=tools, system=system, context=context, instruction=instruction,
+        )
+        response = self._call(request)
+        try:
+            return _parse(output, tool, response)
+        except _Invalid as first:
+            repair = _repair_request(request, response, tool, first.problem)
+            response = self._call(repair)
+            try:
+                return _parse(output, tool, response)
+            except _Invalid as second:
+                step = durable.current_step()
+                raise StructuredOutputError(
+                    f"{step.key if step else tool}: the model's {tool} input did not validate "
+                    f"after one repair turn: {second.problem}",
+                    hint="resume the run to try again, or replay this step with another --model",
+                ) from None
+
+    # -- one call ----------------------------------------------------------
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        scope = durable.current_step()
+        if scope is None:
+            raise ModelError("a model call must happen inside a durable step")
+        cfg = durable.config()
+        model_name = cfg.get("model") or "sonnet"
+        journal = self._journal(scope.run.calls_dir)
+        index = scope.next_call_index()
+        request_hash = digest(request)
+        base = {"step": scope.key, "call_index": index, "model": request["model"],
+                "request_hash": request_hash, "started_at": now_iso()}
+
+        prior = journal.find(scope.key, index, request_hash)
+        if prior is not None:
+            sent = Sent(prior["response"], 0, served_from=f"journal/{prior['number']:04d}",
+                        original_cost_usd=prior.get("cost_usd"))
+            return self._record(journal, scope, base, request, sent, 0.0, cost_known=True)
+
+        if not is_replay(model_name):
+            self._check_budget(scope, cfg, journal, request)
+        transport = self._transport(model_name)
+        t0 = time.monotonic()
+        try:
+            sent = transport.send(request, scope.key, index)
+        except ModelError as exc:
+            journal.write({**base, "status": "error", "request": request, "response": None,
+                           "usage": {}, "cost_usd": 0.0, "latency_s": round(time.monotonic() - t0, 3),
+                           "error": {"type": type(exc).__name__, "message": exc.message}})
+            raise
+        return self._record(journal, scope, base, request, sent, time.monotonic() - t0,
+                            cost_known=False)
+
+    def _record(self, journal: Journal, scope: durable.StepScope, base: dict[str, Any],
+                request: dict[str, Any], sent: Sent, latency: float, *, cost_known: bool
+                ) -> dict[str, Any]:
+        usage = usage_of(sent.response)
+        model = sent.response.get("model") or request["model"]
+        if sent.served_from:
+            cost, source = 0.0, "served"
+        else:
+            overrides = durable.config().get("prices") or {}
+            cost, source = price_call(model, usage, overrides)
+        rec = journal.write({
+            **base, "status": "ok", "request": request, "response": sent.response,
+            "usage": usage, "cost_usd": cost, "price_source": source,
+            "original_cost_usd": sent.original_cost_usd, "served_from": sent.served_from,
+            "latency_s": round(latency, 3), "retries": sent.retries,
+        })
+        scope.add_call({"call": rec["number"], "model": model, "usage": usage, "cost_usd": cost,
+                        "served_from": sent.served_from, "retries": sent.retries,
+                        "original_cost_usd": sent.original_cost_usd})
+        durable.emit("model_call", key=scope.key, model=model, usage=usage, cost_usd=cost,
+                     served_from=sent.served_from, retries=sent.retries)
+        return sent.response
+
+    def _check_budget(self, scope: durable.StepScope, cfg: dict[str, Any], journal: Journal,
+                      request: dict[str, Any]) -> None:
+        max_cost = cfg.get("max_cost")
+        if not max_cost:
+            return
+        limit = float(max_cost) + _granted(scope.run)
+        estimate = estimate_cost(request["model"], estimate_tokens(request),
+                                 int(request["max_tokens"]), cfg.get("prices") or {}) or 0.0
+        spent = journal.spent()
+        if spent + estimate <= limit:
+            return
+        answer = durable.wait(
+            "budget",
+            f"budget reached: ${spent:.2f} of ${limit:.2f} spent, and the next call "
+            f"({scope.key}) may cost up to ${estimate:.2f}. Continue?",
+            Answer,
+            {"spent_usd": round(spent, 4), "max_cost_usd": limit,
+             "next_call_estimate_usd": round(estimate, 4), "step": scope.key},
+        )
+        if not answer.approved:
+            raise BudgetDeclined(
+                f"{scope.key}: the budget of ${limit:.2f} was not raised",
+                hint=f"raise it with: agent approve {scope.run.id} --budget USD",
+            )
+
+    # -- plumbing ----------------------------------------------------------
+    def _journal(self, calls_dir: Path) -> Journal:
+        if calls_dir not in self._journals:
+            self._journals[calls_dir] = Journal(calls_dir)
+        return self._journals[calls_dir]
+
+    def _transport(self, model_name: str) -> Transport:
+        if model_name not in self._transports:
+            if is_replay(model_name):
+                ref = model_name[len(REPLAY_PREFIX):]
+                path = Path(ref) if "/" in ref else self.runs_dir / ref
+                self._transports[model_name] = ReplayTransport(path, model_name)
+            else:
+                self._transports[model_name] = AnthropicTransport(self.conn)
+        return self._transports[model_name]
+
+
+class BudgetDeclined(ModelError):
+    pass
+
+
+def _granted(run: durable.Run) -> float:
+    """USD humans added with `approve --budget` on this run's waits."""
+    total = 0.0
+    for rec in run.records():
+        if rec.get("kind") == "wait" and rec.get("status") == "answered":
+            total += float((rec.get("answer") or {}).get("budget") or 0.0)
+    return total
+
+
+# -- requests and responses ------------------------------------------------
+
+
+def build_request(*, model: str, max_tokens: int, tool: str, tools: dict[str, type[BaseModel]],
+                  system: str, context: list[str], instruction: str) -> dict[str, Any]:
+    if tool not in tools:
+        raise ModelError(f"tool {tool!r} is not among the tools offered: {sorted(tools)}")
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text} for text in context if text]
+    if blocks:
+        blocks[-1]["cache_control"] = CACHE
+    blocks.append({"type": "text", "text": instruction})
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "system": [{"type": "text", "text": system, "cache_control": CACHE}],
+        "tools": [tool_spec(name, cls) for name, cls in sorted(tools.items())],
+        "tool_choice": {"type": "tool", "name": tool},
+        "messages": [{"role": "user", "content": blocks}],
+    }
+
+
+def tool_spec(name: str, cls: type[BaseModel]) -> dict[str, Any]:
+    doc = (cls.__doc__ or "").strip() or f"Submit a {cls.__name__}."
+    return {"name": name, "description": doc, "input_schema": cls.model_json_schema()}
+
+
+def usage_of(response: dict[str, Any]) -> dict[str, int]:
+    u = response.get("usage") or {}
+    return {
+        "input": int(u.get("input_tokens") or 0),
+        "cache_write": int(u.get("cache_creation_input_tokens") or 0),
+        "cache_read": int(u.get("cache_read_input_tokens") or 0),
+        "output": int(u.get("output_tokens") or 0),
+    }
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """About four characters a token; generous on purpose (budgets err high)."""
+    return len(json.dumps(request, ensure_ascii=False)) // 3
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _parse(output: type[T], tool: str, response: dict[str, Any]) -> T:
+    uses = [b for b in response.get("content") or [] if b.get("type") == "tool_use"]
+    if not uses:
+        return_text = " ".join(b.get("text", "") for b in response.get("content") or [])[:200]
+        raise _Invalid(f"no call of the tool {tool} in the answer (it said: {return_text!r})")
+    block = next((b for b in uses if b.get("name") == tool), uses[0])
+    if block.get("name") != tool:
+        raise _Invalid(f"called the tool {block.get('name')!r} instead of {tool!r}")
+    try:
+        return output.model_validate(block.get("input") or {})
+    except ValidationError as exc:
+        lines = [
+            f"- {'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()[:20]
+        ]
+        raise _Invalid("the input does not match the schema:\n" + "\n".join(lines)) from None
+
+
+def _repair_request(request: dict[str, Any], response: dict[str, Any], tool: str,
+                    problem: str) -> dict[str, Any]:
+    content = response.get("content") or []
+    uses = [b for b in content if b.get("type") == "tool_use"]
+    messages = list(request["messages"])
+    messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
+    fix = f"{problem}\nCall the tool {tool} again with corrected input."
+    if uses:
+        results = [{"type": "tool_result", "tool_use_id": b["id"], "is_error": True,
+                    "content": fix} for b in uses]
+        messages.append({"role": "user", "content": results})
+    else:
+        messages.append({"role": "user", "content": [{"type": "text", "text": fix}]})
+    return {**request, "messages": messages}
