@@ -1,0 +1,32 @@
+"""The workspace: where a run's code is written, tested and committed.
+
+Everything here acts on an isolated git worktree (`<repo>/.agent/worktrees/<run>`),
+never on the user's checkout, and every operation is idempotent given its inputs so
+the pipeline can call it from checkpoints that re-execute after a crash.
+
+* `worktree` — create/reuse/remove the worktree; its state is base commit + one diff.
+* `edits`    — the model's edit format, tolerant matching, path confinement.
+* `testrun`  — run tests with a timeout and output cap, JUnit parsing, baselines.
+* `branch`   — one commit on `agent/<run>`, push and pull request.
+
+This package imports only `agent_cli.errors` and `agent_cli.cache` from the project.
+"""
+
+from agent_cli.workspace.errors import (
+    DiffDoesNotApply,
+    GitFailed,
+    NotAGitRepository,
+    WorkspaceError,
+)
+from agent_cli.workspace.worktree import Worktree, head_commit, repo_root, resolve_commit
+
+__all__ = [
+    "DiffDoesNotApply",
+    "GitFailed",
+    "NotAGitRepository",
+    "WorkspaceError",
+    "Worktree",
+    "head_commit",
+    "repo_root",
+    "resolve_commit",
+]
