@@ -12,8 +12,10 @@ the pipeline can call it from checkpoints that re-execute after a crash.
 This package imports only `agent_cli.errors` and `agent_cli.cache` from the project.
 """
 
+from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine
 from agent_cli.workspace.errors import (
     DiffDoesNotApply,
+    EditRejected,
     GitFailed,
     NotAGitRepository,
     WorkspaceError,
@@ -22,10 +24,15 @@ from agent_cli.workspace.worktree import Worktree, head_commit, repo_root, resol
 
 __all__ = [
     "DiffDoesNotApply",
+    "Edit",
+    "EditOutcome",
+    "EditRejected",
     "GitFailed",
     "NotAGitRepository",
     "WorkspaceError",
     "Worktree",
+    "apply_edits",
+    "confine",
     "head_commit",
     "repo_root",
     "resolve_commit",
