@@ -654,7 +654,7 @@ def _validate_tool_pairing(messages: list[dict[str, Any]]) -> None:
             turns[-1][2].extend(located)
         else:
             turns.append((message["role"], i, located))
-    for t, (role, first, blocks) in enumerate(turns):
+    for t, (role, _first, blocks) in enumerate(turns):
         if role == "assistant" and t + 1 < len(turns):
             used = [b["id"] for _, _, b in blocks if b.get("type") == "tool_use"]
             answered = {
@@ -1150,7 +1150,17 @@ class FakeAnthropic:
         request_id = _new_id("req_")
         base_headers = {"request-id": request_id, "anthropic-organization-id": self.organization_id}
         try:
-            payload = self._respond(record, headers, body, parsed)
+            try:
+                payload = self._respond(record, headers, body, parsed)
+            except (_Stopped, _ApiError):
+                raise
+            except Exception:  # noqa: BLE001 - a bug in the fake must not look like a network error
+                raise _ApiError(
+                    500,
+                    "api_error",
+                    "fake anthropic crashed: " + traceback.format_exc(limit=-3),
+                    headers={"x-should-retry": "false"},
+                ) from None
         except _Stopped:
             return None
         except _ApiError as err:
@@ -1210,18 +1220,18 @@ class FakeAnthropic:
         if body["max_tokens"] == 0:
             # Cache pre-warm: nothing is generated, so no scripted reply is consumed.
             return self._message(body, prefix, [], "max_tokens", 0)
-        reply = self._match(request)
-        if reply is None:
-            raise _ApiError(
-                500,
-                "api_error",
-                "fake anthropic: no scripted reply for this request "
-                f"(tool={request.tool!r}, model={request.model!r}, "
-                f"last user message starts {request.last_user_text[:120]!r})",
-                headers={"x-should-retry": "false"},
-                unmatched=True,
-            )
         try:
+            reply = self._match(request)
+            if reply is None:
+                raise _ApiError(
+                    500,
+                    "api_error",
+                    "fake anthropic: no scripted reply for this request "
+                    f"(tool={request.tool!r}, model={request.model!r}, "
+                    f"last user message starts {request.last_user_text[:120]!r})",
+                    headers={"x-should-retry": "false"},
+                    unmatched=True,
+                )
             while True:
                 if isinstance(reply, Delay):
                     if self._stopping.wait(reply.seconds):
@@ -1247,12 +1257,12 @@ class FakeAnthropic:
             ) from None
         except (_ApiError, _Stopped):
             raise
-        except Exception as err:  # noqa: BLE001 - a broken reply function must fail the test loudly
+        except Exception as err:  # noqa: BLE001 - a broken predicate or reply function
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
             raise _ApiError(
                 500,
                 "api_error",
-                f"fake anthropic: reply function raised {detail}",
+                f"fake anthropic: a route predicate or reply function raised {detail}",
                 headers={"x-should-retry": "false"},
             ) from None
         return self._message(body, prefix, content, stop_reason, output_tokens)

@@ -293,6 +293,25 @@ def test_max_tokens_zero_prewarms_without_consuming_the_script(fake_anthropic_fa
     assert real.content[0].text == "real answer" and real.usage.cache_read_input_tokens == 25
 
 
+def test_creation_is_split_by_breakpoint_ttl(fake_anthropic_factory: Any) -> None:
+    server = fake_anthropic_factory(min_cacheable_tokens=10)
+    server.script(text_reply("ok"))
+    msg = client(server).messages.create(
+        model=MODEL,
+        max_tokens=10,
+        system=[
+            {"type": "text", "text": "s" * 80, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "m" * 40}]},
+        ],
+        cache_control={"type": "ephemeral"},  # top level: lands on the last block
+    )
+    assert msg.usage.cache_creation.ephemeral_1h_input_tokens == 20
+    assert msg.usage.cache_creation.ephemeral_5m_input_tokens == 10
+    assert msg.usage.input_tokens == 0
+
+
 # ------------------------------------------------------------------ errors and retries
 
 
@@ -390,6 +409,33 @@ def test_delay_lets_the_client_time_out_and_retry(fake_anthropic: FakeAnthropic)
     started = time.monotonic()
     fake_anthropic.stop()  # must not wait for the sleeping handler
     assert time.monotonic() - started < 1.5
+
+
+def test_in_flight_call_is_visible_and_stop_drops_it(fake_anthropic: FakeAnthropic) -> None:
+    # The crash-test pattern: hold a call open, wait until it has arrived, act.
+    fake_anthropic.script(delay(30, then=text_reply("never")))
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            ask(client(fake_anthropic))
+        except BaseException as err:  # noqa: BLE001 - collected for the assertion below
+            errors.append(err)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    (rec,) = fake_anthropic.wait_for_requests(1, timeout=5)
+    assert rec.status is None  # arrived, not answered
+    fake_anthropic.stop()
+    worker.join(timeout=5)
+    assert len(errors) == 1 and isinstance(errors[0], anthropic.APIConnectionError)
+
+
+def test_broken_route_predicate_is_a_loud_500(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.route(when=lambda req: 1 / 0, reply=text_reply("unused"))
+    with pytest.raises(anthropic.InternalServerError, match="ZeroDivisionError"):
+        ask(client(fake_anthropic, max_retries=2))
+    assert fake_anthropic.count(status=500) == 1
 
 
 def test_sdk_timeout_error_when_retries_are_exhausted(fake_anthropic: FakeAnthropic) -> None:
@@ -644,6 +690,13 @@ def test_sdk_wire_facts(fake_anthropic: FakeAnthropic) -> None:
 
 
 # ------------------------------------------------------------------ other processes
+
+
+@pytest.mark.usefixtures("fake_anthropic_env")
+def test_env_fixture_points_a_default_client_at_the_fake(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(text_reply("via env"))
+    assert ask(anthropic.Anthropic(max_retries=0)).content[0].text == "via env"
+    assert fake_anthropic.requests[0].headers["authorization"] == "Bearer test-key"
 
 
 def test_client_in_a_subprocess(fake_anthropic: FakeAnthropic) -> None:
