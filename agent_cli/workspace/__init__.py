@@ -18,7 +18,17 @@ from agent_cli.workspace.errors import (
     EditRejected,
     GitFailed,
     NotAGitRepository,
+    TestCommandNotFound,
     WorkspaceError,
+)
+from agent_cli.workspace.testrun import (
+    TestCase,
+    TestRun,
+    TestVerdict,
+    baseline,
+    detect_test_command,
+    evaluate,
+    run_tests,
 )
 from agent_cli.workspace.worktree import Worktree, head_commit, repo_root, resolve_commit
 
@@ -29,11 +39,19 @@ __all__ = [
     "EditRejected",
     "GitFailed",
     "NotAGitRepository",
+    "TestCase",
+    "TestCommandNotFound",
+    "TestRun",
+    "TestVerdict",
     "WorkspaceError",
     "Worktree",
     "apply_edits",
+    "baseline",
     "confine",
+    "detect_test_command",
+    "evaluate",
     "head_commit",
     "repo_root",
     "resolve_commit",
+    "run_tests",
 ]

@@ -1,0 +1,532 @@
+"""Running a project's tests in a worktree, and judging the result against a baseline.
+
+`run_tests` runs the command in its own process group (`start_new_session`), so a
+timeout can stop the whole tree a test suite spawns, not just the direct child. On
+timeout the group first gets SIGINT, which makes pytest print where it was stuck
+and write its report, then SIGKILL after a short grace. Output is read by a thread
+into a buffer that keeps the head and the tail and counts what it dropped, so a
+suite printing gigabytes costs a bounded amount of memory.
+
+For pytest, per-test results come from JUnit XML (`--junitxml` into a temporary
+file, `junit_family=xunit1` so each case carries its `file`). Node ids are rebuilt
+as pytest prints them: `file::Class::name[params]`. Other runners are judged by
+their exit code only.
+
+A test suite can already fail on the base commit. `baseline` runs the same command
+on the base in a throwaway worktree (cached per commit and command, as JSON) and
+`evaluate` counts only failures that the baseline did not have. The plan's target
+tests are stricter: each must exist in the current run and pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import ClassVar, Literal
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent_cli.cache import open_cache
+from agent_cli.workspace._git import clean_env
+from agent_cli.workspace.errors import TestCommandNotFound
+from agent_cli.workspace.worktree import Worktree, repo_root, resolve_commit
+
+_KILL_GRACE_S = 3.0
+_MESSAGE_CAP = 4_000
+_BASELINE_SCHEMA = 1
+_FAILING = ("failed", "error")
+_PYTEST_NOT_RUN = {
+    2: "interrupted (usually errors while collecting tests)",
+    3: "internal error",
+    4: "command line usage error",
+    5: "no tests were collected",
+}
+
+
+class TestCase(BaseModel):
+    """One test's result, from JUnit XML."""
+
+    __test__: ClassVar[bool] = False
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    id: str
+    """pytest node id, e.g. `tests/test_x.py::TestClass::test_name[param]`; a file path
+    for an error while collecting that file."""
+    outcome: Literal["passed", "failed", "error", "skipped"]
+    """`error` is a failure outside the test body: fixture setup/teardown or collection."""
+    message: str | None = None
+    """Failure or skip message with the traceback (capped), for failed/error/skipped."""
+
+
+class TestRun(BaseModel):
+    """One execution of the test command."""
+
+    __test__: ClassVar[bool] = False
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    command: list[str] | str
+    """The command as given (a string runs through `sh -c`)."""
+    exit_code: int
+    """The process's exit status; negative for a signal (e.g. -9 after a timeout kill)."""
+    timed_out: bool
+    """The command ran past its timeout and its process group was stopped."""
+    duration_s: float
+    """Wall-clock seconds."""
+    tests: list[TestCase] = []
+    """Per-test results (pytest only; empty for other runners or when no report came)."""
+    output_tail: str
+    """Combined stdout+stderr, capped: the head and the tail, with a marker between."""
+    collected: bool
+    """The runner got as far as running tests: for pytest, exit code 0 or 1 (2-5 mean
+    collection errors, interruption, usage error or no tests); for other runners, the
+    command finished within its timeout."""
+    junit: bool = False
+    """`tests` came from a JUnit report, so new failures can be told from old ones."""
+
+
+class TestVerdict(BaseModel):
+    """Whether the current run counts as passing, and why."""
+
+    __test__: ClassVar[bool] = False
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    passed: bool
+    """No new failure, no timeout, the tests ran, and every target test ran and passed."""
+    new_failures: list[TestCase] = []
+    """Failing now and not failing on the base commit."""
+    preexisting_failures: list[str] = []
+    """Ids failing now that already failed on the base commit (not held against us)."""
+    missing_targets: list[str] = []
+    """Target tests (node ids, files or directories) that matched no test in this run."""
+    failing_targets: list[str] = []
+    """Target tests that ran but failed, errored, or were only skipped."""
+    summary: str
+    """One or a few lines for people and for the model."""
+
+
+# -- detection -----------------------------------------------------------------------
+
+
+def detect_test_command(root: Path) -> list[str] | None:
+    """The usual test command for the project at `root`, or None if it is not recognised."""
+    root = Path(root)
+    python_markers = (
+        "pyproject.toml",
+        "setup.py",
+        "setup.cfg",
+        "pytest.ini",
+        "tox.ini",
+        "conftest.py",
+    )
+    if any((root / m).is_file() for m in python_markers) or _has_python_tests(root):
+        return [sys.executable, "-m", "pytest"]
+    package = root / "package.json"
+    if package.is_file() and _has_npm_test(package):
+        return ["npm", "test"]
+    if (root / "go.mod").is_file():
+        return ["go", "test", "./..."]
+    if (root / "Cargo.toml").is_file():
+        return ["cargo", "test"]
+    return None
+
+
+def _has_python_tests(root: Path) -> bool:
+    for where in (root, root / "tests", root / "test"):
+        if where.is_dir() and (any(where.glob("test_*.py")) or any(where.glob("*_test.py"))):
+            return True
+    return False
+
+
+def _has_npm_test(package: Path) -> bool:
+    import json
+
+    try:
+        script = json.loads(package.read_text()).get("scripts", {}).get("test")
+    except (ValueError, OSError, AttributeError):
+        return False
+    # `npm init` writes a placeholder test script that always fails.
+    return bool(script) and "no test specified" not in script
+
+
+# -- running -------------------------------------------------------------------------
+
+
+def is_pytest(command: list[str] | str) -> bool:
+    """Whether the command runs pytest (`pytest ...`, `python -m pytest`, `uv run pytest`)."""
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            argv = command.split()
+    else:
+        argv = command
+    names = [Path(a).name for a in argv]
+    if any(n in ("pytest", "py.test") for n in names):
+        return True
+    return any(a == "-m" and b == "pytest" for a, b in itertools.pairwise(argv))
+
+
+def run_tests(
+    root: Path,
+    command: list[str] | str,
+    *,
+    timeout: float = 900,
+    output_cap: int = 200_000,
+) -> TestRun:
+    """Run `command` in `root` and collect the result. Never raises for a failing or
+    hanging suite (that is a `TestRun`); raises `TestCommandNotFound` when the program
+    does not exist."""
+    root = Path(root)
+    pytest = is_pytest(command)
+    with tempfile.TemporaryDirectory(prefix="agent-tests-") as tmp:
+        junit_path = Path(tmp) / "junit.xml"
+        argv, env = _prepare(root, command, junit_path if pytest else None)
+        start = time.monotonic()
+        exit_code, timed_out, output = _execute(argv, root, env, timeout, output_cap)
+        duration = time.monotonic() - start
+        tests = _parse_junit(junit_path, root) if pytest and junit_path.is_file() else None
+    if timed_out:
+        output += f"\n[agent] timed out after {timeout:g}s; the test process group was stopped\n"
+    collected = not timed_out and (exit_code in (0, 1) if pytest else True)
+    return TestRun(
+        command=command,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        duration_s=round(duration, 3),
+        tests=tests or [],
+        output_tail=output,
+        collected=collected,
+        junit=tests is not None,
+    )
+
+
+def _prepare(
+    root: Path, command: list[str] | str, junit: Path | None
+) -> tuple[list[str], dict[str, str]]:
+    junit_args = ["-o", "junit_family=xunit1", f"--junitxml={junit}"] if junit else []
+    extra = {
+        # Unbuffered, so a test killed mid-way still shows what it printed; and no
+        # bytecode files, which would otherwise land in the worktree's diff.
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    src = root / "src"
+    if src.is_dir() and any(src.glob("*/__init__.py")):
+        # A src-layout project installed editable from the user's checkout would be
+        # imported from there, not from the worktree, and the tests would test the
+        # user's code instead of ours.
+        extra["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(src.resolve()), os.environ.get("PYTHONPATH", "")) if p
+        )
+    if isinstance(command, str):
+        if junit_args:
+            # The command may chain several programs; pytest reads PYTEST_ADDOPTS
+            # wherever in the chain it runs.
+            addopts = os.environ.get("PYTEST_ADDOPTS", "")
+            extra["PYTEST_ADDOPTS"] = f"{addopts} {shlex.join(junit_args)}".strip()
+        return ["/bin/sh", "-c", command], clean_env(extra)
+    if not command:
+        raise TestCommandNotFound("the test command is empty", hint="pass --test-cmd")
+    return [*command, *junit_args], clean_env(extra)
+
+
+def _execute(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, cap: int
+) -> tuple[int, bool, str]:
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise TestCommandNotFound(
+            f"cannot run the test command {shlex.join(argv)}: {exc.strerror}",
+            hint="install it, or pass the right one with --test-cmd",
+        ) from exc
+    buffer = _CappedBuffer(cap)
+    reader = threading.Thread(target=buffer.drain, args=(proc.stdout,), daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _signal_group(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=_KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+    except BaseException:
+        # Ctrl-C or a crash of ours: do not leave the suite running behind us.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        # Stragglers (servers, sleeping children) hold the pipe open and would keep
+        # running; the group id stays reserved while any member lives, so this is safe.
+        _signal_group(proc.pid, signal.SIGKILL)
+    reader.join(timeout=5)
+    return proc.returncode, timed_out, buffer.text()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _CappedBuffer:
+    """Keeps the first quarter and the last three quarters of `cap` bytes: the start
+    shows collection problems, the end shows pytest's summary."""
+
+    def __init__(self, cap: int) -> None:
+        self.head_cap = max(cap // 4, 0)
+        self.tail_cap = max(cap - self.head_cap, 0)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def drain(self, stream) -> None:  # type: ignore[no-untyped-def]
+        fd = stream.fileno()
+        while chunk := os.read(fd, 65536):
+            self.add(chunk)
+        stream.close()
+
+    def add(self, chunk: bytes) -> None:
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        excess = len(self.tail) - self.tail_cap
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        if self.dropped:
+            return f"{head}\n[... {self.dropped} bytes of output omitted ...]\n{tail}"
+        return head + tail
+
+
+# -- JUnit XML -----------------------------------------------------------------------
+
+_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError):
+        return None  # pytest killed while writing: judge by exit code and output
+    by_id: dict[str, TestCase] = {}
+    for case in tree.iter("testcase"):
+        test_id = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), root)
+        outcome, message = "passed", None
+        for tag, name in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
+            child = case.find(tag)
+            if child is not None:
+                outcome, message = name, _message(child)
+                break
+        prior = by_id.get(test_id)
+        # pytest reports a test twice when its call fails and its teardown errors.
+        if prior is None or _RANK[outcome] > _RANK[prior.outcome]:
+            by_id[test_id] = TestCase(id=test_id, outcome=outcome, message=message)  # type: ignore[arg-type]
+    return list(by_id.values())
+
+
+def _message(element: ET.Element) -> str | None:
+    parts = [p for p in (element.get("message"), (element.text or "").strip()) if p]
+    text = "\n".join(parts)
+    if len(text) > _MESSAGE_CAP:
+        keep = _MESSAGE_CAP // 4
+        text = f"{text[:keep]}\n[...]\n{text[-(_MESSAGE_CAP - keep) :]}"
+    return text or None
+
+
+def _node_id(classname: str, name: str, file: str | None, root: Path) -> str:
+    """Rebuild pytest's node id from a JUnit testcase.
+
+    pytest writes classname = the file's path, dotted and without `.py`, then the
+    classes; name = function name with its `[params]`. With xunit1 it also writes
+    `file`, which removes the guesswork of where the module path ends."""
+    file = file.replace("\\", "/") if file else None
+    if not classname:
+        # A collection error: name is the dotted module path.
+        return file or _dotted_to_file(name, root)[0]
+    if file:
+        module = file.removesuffix(".py")
+        dotted = module.replace("/", ".")
+        if classname == dotted:
+            return f"{file}::{name}"
+        if classname.startswith(dotted + "."):
+            classes = classname[len(dotted) + 1 :].split(".")
+            return "::".join([file, *classes, name])
+        return f"{file}::{name}"
+    path, classes = _dotted_to_file(classname, root)
+    return "::".join([path, *classes, name])
+
+
+def _dotted_to_file(dotted: str, root: Path) -> tuple[str, list[str]]:
+    """Split `tests.test_x.TestK` into (`tests/test_x.py`, [`TestK`]) by finding the
+    longest prefix that is a file under root."""
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:k]) + ".py"
+        if (root / candidate).is_file():
+            return candidate, parts[k:]
+    return "/".join(parts) + ".py", []
+
+
+# -- baseline and verdict --------------------------------------------------------------
+
+
+def baseline(
+    repo: Path,
+    base_commit: str,
+    command: list[str] | str,
+    *,
+    agent_dir: Path,
+    timeout: float = 900,
+) -> TestRun:
+    """The test command's result on the base commit, run in a temporary worktree that
+    is removed afterwards. Cached per (commit, command) under `agent_dir/cache/
+    baselines`; a run that timed out is not cached (it says nothing reliable)."""
+    root = repo_root(repo)
+    commit = resolve_commit(root, base_commit)
+    key = ["test-baseline", _BASELINE_SCHEMA, commit, command]
+    with open_cache(agent_dir, "baselines") as cache:
+        hit = cache.get(key)
+    if hit is not None:
+        try:
+            return TestRun.model_validate(hit)
+        except ValidationError:
+            pass  # written by another version of us: recompute
+    wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{uuid4().hex[:6]}", commit)
+    try:
+        run = run_tests(wt.path, command, timeout=timeout)
+    finally:
+        wt.remove()
+    if not run.timed_out:
+        with open_cache(agent_dir, "baselines") as cache:
+            cache.set(key, run.model_dump(mode="json"))
+    return run
+
+
+def target_matches(test_id: str, target: str) -> bool:
+    """Whether `test_id` is selected by `target`: the same id, a parametrization of it,
+    a test in that file or class, or a file under that directory."""
+    t = target.strip().replace("\\", "/").removeprefix("./").rstrip("/")
+    if not t:
+        return False
+    return test_id == t or any(test_id.startswith(t + sep) for sep in ("::", "[", "/"))
+
+
+def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> TestVerdict:
+    """Judge `current` against the base commit's run and the plan's target tests."""
+    if not current.junit:
+        return _evaluate_exit_code(current, baseline, targets)
+
+    failing = [t for t in current.tests if t.outcome in _FAILING]
+    before = {t.id for t in baseline.tests if t.outcome in _FAILING} if baseline else set()
+    new = [t for t in failing if t.id not in before]
+    old = [t.id for t in failing if t.id in before]
+    missing, failing_targets = [], []
+    for target in targets:
+        hits = [t for t in current.tests if target_matches(t.id, target)]
+        if not hits:
+            missing.append(target)
+        elif any(t.outcome in _FAILING for t in hits) or not any(
+            t.outcome == "passed" for t in hits
+        ):
+            failing_targets.append(target)
+
+    problems = []
+    if current.timed_out:
+        problems.append(f"timed out after {current.duration_s:.0f}s")
+    if not current.collected and not current.timed_out:
+        why = _PYTEST_NOT_RUN.get(current.exit_code, f"exit code {current.exit_code}")
+        problems.append(f"pytest did not run the tests: {why}")
+    if current.collected and current.exit_code != 0 and not failing:
+        problems.append(f"pytest exited {current.exit_code} without reporting a failing test")
+    if new:
+        problems.append(f"{len(new)} new failure(s): {_some([t.id for t in new])}")
+    if missing:
+        problems.append(f"target test(s) not found: {_some(missing)}")
+    if failing_targets:
+        problems.append(f"target test(s) not passing: {_some(failing_targets)}")
+
+    counts = _counts(current)
+    if problems:
+        summary = "failed: " + "; ".join(problems) + f" ({counts})"
+        if not current.collected or current.timed_out:
+            summary += "\n" + _last_lines(current.output_tail, 15)
+    else:
+        summary = f"passed ({counts})"
+        if old:
+            summary += f"; {len(old)} failure(s) already present on the base commit ignored"
+    return TestVerdict(
+        passed=not problems,
+        new_failures=new,
+        preexisting_failures=old,
+        missing_targets=missing,
+        failing_targets=failing_targets,
+        summary=summary,
+    )
+
+
+def _evaluate_exit_code(
+    current: TestRun, baseline: TestRun | None, targets: list[str]
+) -> TestVerdict:
+    """Without per-test results only the exit code counts; targets cannot be checked
+    one by one, so a zero exit is taken as them passing."""
+    if current.timed_out:
+        summary = f"failed: timed out after {current.duration_s:.0f}s"
+    elif current.exit_code != 0:
+        summary = f"failed: the test command exited {current.exit_code}"
+        if baseline is not None and baseline.exit_code != 0:
+            summary += (
+                f" (it also exited {baseline.exit_code} on the base commit; without "
+                "per-test results old and new failures cannot be told apart)"
+            )
+    else:
+        note = " (target tests not checked individually: no per-test report)" if targets else ""
+        return TestVerdict(passed=True, summary=f"passed: the test command exited 0{note}")
+    return TestVerdict(passed=False, summary=summary + "\n" + _last_lines(current.output_tail, 15))
+
+
+def _counts(run: TestRun) -> str:
+    tally: dict[str, int] = {}
+    for t in run.tests:
+        tally[t.outcome] = tally.get(t.outcome, 0) + 1
+    shown = [f"{n} {k}" for k in ("passed", "failed", "error", "skipped") if (n := tally.get(k))]
+    return ", ".join(shown) or "no tests"
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _last_lines(text: str, n: int) -> str:
+    return "\n".join(text.rstrip().splitlines()[-n:])

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent_cli.workspace import (
+    TestCase,
+    TestCommandNotFound,
+    TestRun,
+    Worktree,
+    baseline,
+    detect_test_command,
+    evaluate,
+    head_commit,
+    run_tests,
+)
+from tests.workspace.conftest import sh
+
+PYTEST = [sys.executable, "-m", "pytest", "-q"]
+
+CALC = """\
+import pytest
+
+def test_ok():
+    assert 1 + 1 == 2
+
+def test_bad():
+    assert 1 + 1 == 3, "arithmetic is broken"
+
+class TestGroup:
+    @pytest.mark.parametrize("value", [1, "a.b"])
+    def test_param(self, value):
+        assert value != 1
+
+@pytest.mark.skip(reason="later")
+def test_later():
+    pass
+"""
+
+# Appends a line to $SIDE_EFFECT_LOG each time pytest starts, so a test can count runs.
+COUNTING_CONFTEST = """\
+import os
+
+def pytest_sessionstart(session):
+    log = os.environ.get("SIDE_EFFECT_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write("ran\\n")
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tiny projects need no plugins, and loading the machine's installed ones costs
+    # over a second per pytest start.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+def project(path: Path, tests: dict[str, str]) -> Path:
+    """A tiny pytest project committed in a git repository."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "pytest.ini").write_text("[pytest]\n")
+    (path / "conftest.py").write_text(COUNTING_CONFTEST)
+    (path / "tests").mkdir(exist_ok=True)
+    for name, text in tests.items():
+        (path / "tests" / name).write_text(text)
+    sh(path, "git", "init", "-q", "-b", "main")
+    sh(path, "git", "config", "user.name", "Ada Tester")
+    sh(path, "git", "config", "user.email", "ada@example.test")
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-q", "-m", "tests")
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_passing_and_failing_tests_are_parsed(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", {"test_calc.py": CALC})
+    run = run_tests(root, PYTEST, timeout=60)
+
+    assert (run.exit_code, run.timed_out, run.collected, run.junit) == (1, False, True, True)
+    outcomes = {t.id: t.outcome for t in run.tests}
+    assert outcomes == {
+        "tests/test_calc.py::test_ok": "passed",
+        "tests/test_calc.py::test_bad": "failed",
+        "tests/test_calc.py::TestGroup::test_param[1]": "failed",
+        "tests/test_calc.py::TestGroup::test_param[a.b]": "passed",
+        "tests/test_calc.py::test_later": "skipped",
+    }
+    bad = next(t for t in run.tests if t.id.endswith("test_bad"))
+    assert "arithmetic is broken" in str(bad.message)
+    assert "1 failed" in run.output_tail or "2 failed" in run.output_tail
+    assert not (root / "tests" / "__pycache__").exists()  # nothing for the diff to pick up
+
+
+def test_string_command_through_the_shell_still_gets_junit(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", {"test_one.py": "def test_one():\n    pass\n"})
+    run = run_tests(root, f"echo starting && {sys.executable} -m pytest -q", timeout=60)
+    assert run.exit_code == 0 and run.junit
+    assert [t.id for t in run.tests] == ["tests/test_one.py::test_one"]
+    assert run.output_tail.startswith("starting")
+
+
+def test_hanging_test_is_stopped_with_its_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    hang = f"""\
+import os, subprocess, time
+
+def test_fast():
+    pass
+
+def test_hang():
+    child = subprocess.Popen(["sleep", "60"])
+    with open({str(pids)!r}, "w") as f:
+        f.write(f"{{os.getpid()}} {{child.pid}}")
+    print("about to hang", flush=True)
+    time.sleep(60)
+"""
+    root = project(tmp_path / "p", {"test_hang.py": hang})
+    start = time.monotonic()
+    run = run_tests(root, [*PYTEST, "-s"], timeout=2)
+    elapsed = time.monotonic() - start
+
+    assert run.timed_out and not run.collected
+    assert elapsed < 8
+    assert "about to hang" in run.output_tail
+    assert "timed out after 2s" in run.output_tail
+    assert all(not alive(int(pid)) for pid in pids.read_text().split())
+    verdict = evaluate(run, None, [])
+    assert not verdict.passed and "timed out" in verdict.summary
+
+
+def test_hang_that_ignores_sigint_is_killed(tmp_path: Path) -> None:
+    hang = "import signal, time\n\ndef test_stubborn():\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    time.sleep(60)\n"
+    root = project(tmp_path / "p", {"test_stubborn.py": hang})
+    start = time.monotonic()
+    run = run_tests(root, PYTEST, timeout=1)
+    assert run.timed_out and run.exit_code == -9
+    assert time.monotonic() - start < 8
+    assert not evaluate(run, None, []).passed
+
+
+def test_collection_error_is_a_failure_with_the_output(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", {"test_broken.py": "import no_such_module_here\n"})
+    run = run_tests(root, PYTEST, timeout=60)
+    assert run.exit_code == 2 and not run.collected
+    assert [(t.id, t.outcome) for t in run.tests] == [("tests/test_broken.py", "error")]
+    verdict = evaluate(run, None, [])
+    assert not verdict.passed
+    assert "did not run the tests" in verdict.summary
+    assert "no_such_module_here" in verdict.summary
+
+
+def test_output_is_capped_keeping_head_and_tail(tmp_path: Path) -> None:
+    script = "print('START'); [print('x' * 100) for _ in range(5000)]; print('END')"
+    run = run_tests(tmp_path, [sys.executable, "-c", script], output_cap=2_000)
+    assert run.exit_code == 0 and not run.junit and run.collected
+    assert len(run.output_tail) < 2_200
+    assert run.output_tail.startswith("START") and run.output_tail.rstrip().endswith("END")
+    assert "bytes of output omitted" in run.output_tail
+
+
+def test_other_runners_are_judged_by_exit_code(tmp_path: Path) -> None:
+    failing = run_tests(tmp_path, ["sh", "-c", "echo broken; exit 3"])
+    assert (failing.exit_code, failing.tests, failing.junit) == (3, [], False)
+    verdict = evaluate(failing, None, ["anything"])
+    assert not verdict.passed and "exited 3" in verdict.summary and "broken" in verdict.summary
+    assert evaluate(run_tests(tmp_path, "true"), None, ["x"]).passed
+    with pytest.raises(TestCommandNotFound):
+        run_tests(tmp_path, ["no-such-test-runner-xyz"])
+
+
+def test_baseline_is_cached_per_commit_and_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = project(tmp_path / "p", {"test_calc.py": CALC})
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    agent_dir = repo / ".agent"
+    base = head_commit(repo)
+
+    first = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60)
+    assert log.read_text() == "ran\n"
+    second = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60)
+    assert log.read_text() == "ran\n"  # served from the cache: pytest did not start
+    assert second == first
+    assert {t.id for t in first.tests if t.outcome == "failed"} == {
+        "tests/test_calc.py::test_bad",
+        "tests/test_calc.py::TestGroup::test_param[1]",
+    }
+
+    baseline(repo, base, [*PYTEST, "-x"], agent_dir=agent_dir, timeout=60)
+    assert log.read_text() == "ran\nran\n"  # another command is another entry
+    # The temporary worktree is gone, and the user's checkout did not change.
+    assert sh(repo, "git", "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert list((agent_dir / "worktrees").iterdir()) == []
+    assert sh(repo, "git", "status", "--porcelain") == ""
+
+
+def test_end_to_end_preexisting_failure_ignored_target_must_pass(tmp_path: Path) -> None:
+    repo = project(tmp_path / "p", {"test_calc.py": CALC})
+    base = head_commit(repo)
+    before = baseline(repo, base, PYTEST, agent_dir=repo / ".agent", timeout=60)
+    wt = Worktree.ensure(repo, "run1", base)
+    (wt.path / "tests" / "test_new.py").write_text("def test_feature():\n    assert True\n")
+
+    run = run_tests(wt.path, PYTEST, timeout=60)
+    verdict = evaluate(run, before, ["tests/test_new.py::test_feature"])
+    assert verdict.passed, verdict.summary
+    assert sorted(verdict.preexisting_failures) == [
+        "tests/test_calc.py::TestGroup::test_param[1]",
+        "tests/test_calc.py::test_bad",
+    ]
+    assert "already present on the base commit" in verdict.summary
+
+
+def case(id: str, outcome: str) -> TestCase:
+    return TestCase(id=id, outcome=outcome)  # type: ignore[arg-type]
+
+
+def junit_run(*tests: TestCase, exit_code: int = 1) -> TestRun:
+    return TestRun(
+        command=["pytest"],
+        exit_code=exit_code,
+        timed_out=False,
+        duration_s=1.0,
+        tests=list(tests),
+        output_tail="",
+        collected=exit_code in (0, 1),
+        junit=True,
+    )
+
+
+def test_evaluate_rules() -> None:
+    base = junit_run(case("t.py::old_fail", "failed"), case("t.py::a", "passed"))
+
+    ok = junit_run(case("t.py::old_fail", "failed"), case("t.py::a", "passed"))
+    assert evaluate(ok, base, []).passed
+
+    new = junit_run(case("t.py::old_fail", "failed"), case("t.py::a", "error"))
+    verdict = evaluate(new, base, [])
+    assert not verdict.passed and [t.id for t in verdict.new_failures] == ["t.py::a"]
+    assert verdict.preexisting_failures == ["t.py::old_fail"]
+    assert "1 new failure(s): t.py::a" in verdict.summary
+
+    # Without a baseline every failure is new.
+    assert not evaluate(ok, None, []).passed
+
+    # Targets: node ids, parametrizations, files and directories; missing or failing fails.
+    run = junit_run(
+        case("tests/t.py::test_a[1]", "passed"),
+        case("tests/t.py::test_a[2]", "passed"),
+        case("tests/t.py::TestK::test_b", "passed"),
+        case("tests/u.py::test_c", "skipped"),
+        exit_code=0,
+    )
+    assert evaluate(
+        run, None, ["tests/t.py::test_a", "tests/t.py::TestK", "tests/", "./tests/t.py"]
+    ).passed
+    verdict = evaluate(
+        run, None, ["tests/t.py::test_missing", "tests/u.py::test_c", "tests/t.py::test_"]
+    )
+    assert not verdict.passed
+    assert verdict.missing_targets == ["tests/t.py::test_missing", "tests/t.py::test_"]
+    assert verdict.failing_targets == ["tests/u.py::test_c"]
+
+    # A target that already failed on base must pass now: pre-existing is no excuse.
+    still = junit_run(case("t.py::old_fail", "failed"))
+    verdict = evaluate(still, base, ["t.py::old_fail"])
+    assert not verdict.passed and verdict.failing_targets == ["t.py::old_fail"]
+    assert verdict.new_failures == []
+
+
+def test_detect_test_command(tmp_path: Path) -> None:
+    def make(name: str, files: dict[str, str]) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        for f, text in files.items():
+            (d / f).write_text(text)
+        return d
+
+    assert detect_test_command(make("py", {"pyproject.toml": ""})) == [
+        sys.executable,
+        "-m",
+        "pytest",
+    ]
+    npm = make("npm", {"package.json": json.dumps({"scripts": {"test": "jest"}})})
+    assert detect_test_command(npm) == ["npm", "test"]
+    placeholder = {"scripts": {"test": 'echo "Error: no test specified" && exit 1'}}
+    assert detect_test_command(make("npm0", {"package.json": json.dumps(placeholder)})) is None
+    assert detect_test_command(make("go", {"go.mod": "module x\n"})) == ["go", "test", "./..."]
+    assert detect_test_command(make("rs", {"Cargo.toml": "[package]\n"})) == ["cargo", "test"]
+    assert detect_test_command(make("none", {"README.md": "hi"})) is None
