@@ -1,0 +1,99 @@
+"""Settings: layers, precedence and errors that name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent_cli.errors import UsageError
+from agent_cli.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AGENT_", "ANTHROPIC_")):
+            monkeypatch.delenv(name)
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setenv("AGENT_CONFIG_DIR", str(user))
+    return user
+
+
+def write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_defaults() -> None:
+    s = load_settings(None)
+    assert s.model == "sonnet" and s.max_attempts == 3 and s.max_cost is None
+
+
+def test_precedence_flags_env_repo_user(tmp_path: Path, clean_env: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write(clean_env / ".agentrc", {"model": "haiku", "max_attempts": 1, "max_cost": 1.0,
+                                   "test_timeout": 5})
+    write(repo / ".agentrc", {"model": "opus", "max_attempts": 2, "max_cost": 2.0})
+    monkeypatch.setenv("AGENT_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("AGENT_MAX_COST", "3.5")
+    s = load_settings(repo, {"max_cost": 9.0, "model": None})
+    assert s.test_timeout == 5  # user file
+    assert s.model == "opus"  # repo beats user
+    assert s.max_attempts == 4  # env beats repo
+    assert s.max_cost == 9.0  # flag beats env; a None flag is "not given"
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    rc = write(tmp_path / ".agentrc", {"modle": "opus"})
+    with pytest.raises(UsageError) as err:
+        load_settings(tmp_path)
+    assert "unknown setting 'modle'" in err.value.message and str(rc) in err.value.message
+
+
+def test_wrong_type_names_key_and_file(tmp_path: Path) -> None:
+    rc = write(tmp_path / ".agentrc", {"max_attempts": "many"})
+    with pytest.raises(UsageError) as err:
+        load_settings(tmp_path)
+    assert f"bad value for 'max_attempts' in {rc}" in err.value.message
+
+
+def test_bad_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_MAX_COST", "lots")
+    with pytest.raises(UsageError) as err:
+        load_settings(None)
+    assert "'AGENT_MAX_COST' in the environment" in err.value.message
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    (tmp_path / ".agentrc").write_text("model: [unclosed\n")
+    with pytest.raises(UsageError) as err:
+        load_settings(tmp_path)
+    assert "is not valid YAML" in err.value.message
+
+
+def test_anthropic_variables_fill_key_and_url_and_key_is_never_recorded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://localhost:4000")
+    s = load_settings(None)
+    assert s.api_key is not None and s.api_key.get_secret_value() == "sk-secret"
+    assert s.base_url == "http://localhost:4000"
+    assert "sk-secret" not in str(s.for_run()) and "api_key" not in s.for_run()
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    example = yaml.safe_load((REPO / ".agentrc.example").read_text())
+    assert set(example) == set(Settings.model_fields)
+    defaults = Settings().model_dump(mode="json")
+    for key, value in example.items():
+        assert value == defaults[key], key
+    Settings.model_validate(example)
