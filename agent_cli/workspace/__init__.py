@@ -12,12 +12,16 @@ the pipeline can call it from checkpoints that re-execute after a crash.
 This package imports only `agent_cli.errors` and `agent_cli.cache` from the project.
 """
 
+from agent_cli.workspace.branch import BranchResult, PushResult, commit_branch, push_and_open_pr
 from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine
 from agent_cli.workspace.errors import (
     DiffDoesNotApply,
     EditRejected,
     GitFailed,
+    GitIdentityMissing,
     NotAGitRepository,
+    NothingToCommit,
+    PushFailed,
     TestCommandNotFound,
     WorkspaceError,
 )
@@ -33,12 +37,17 @@ from agent_cli.workspace.testrun import (
 from agent_cli.workspace.worktree import Worktree, head_commit, repo_root, resolve_commit
 
 __all__ = [
+    "BranchResult",
     "DiffDoesNotApply",
     "Edit",
     "EditOutcome",
     "EditRejected",
     "GitFailed",
+    "GitIdentityMissing",
     "NotAGitRepository",
+    "NothingToCommit",
+    "PushFailed",
+    "PushResult",
     "TestCase",
     "TestCommandNotFound",
     "TestRun",
@@ -47,10 +56,12 @@ __all__ = [
     "Worktree",
     "apply_edits",
     "baseline",
+    "commit_branch",
     "confine",
     "detect_test_command",
     "evaluate",
     "head_commit",
+    "push_and_open_pr",
     "repo_root",
     "resolve_commit",
     "run_tests",
