@@ -3,8 +3,8 @@
 No logic lives here. Library code raises `AgentError`s; `main()` is the one place
 that turns them into a message on stderr and an exit code (DESIGN.md: 0 done,
 1 failed, 2 usage, 75 waiting, 130 interrupted). Heavy modules (the anthropic SDK,
-GitPython, the search index) are imported inside the commands that need them, so
-`agent --help` stays fast.
+the pipeline, the search index) are imported inside the commands that need them,
+so `agent --help`, `runs`, `inspect` and `cost` stay fast.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agent_cli.errors import AgentError
+from agent_cli.errors import AgentError, UsageError
+
+if TYPE_CHECKING:
+    from agent_cli.durable import Outcome, RunStore
 
 app = typer.Typer(
     name="agent",
@@ -27,13 +30,225 @@ app = typer.Typer(
 )
 
 RepoOpt = Annotated[
-    Path, typer.Option("--repo", help="The git checkout to work on.", show_default=False)
+    Path, typer.Option("--repo", help="The git checkout (default: the current directory).",
+                       show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+RunArg = Annotated[
+    str | None, typer.Argument(help="Run id or a unique prefix (default: the latest run).",
+                               show_default=False)
+]
 
 
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _find_repo(path: Path) -> Path:
+    """The checkout's top directory, found without running git (read commands are fast)."""
+    start = path.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    raise UsageError(f"not a git repository: {path}",
+                     hint="run agent inside a git checkout, or pass --repo DIR")
+
+
+def _store(repo: Path) -> RunStore:
+    from agent_cli.durable import RunStore
+
+    return RunStore(_find_repo(repo) / ".agent")
+
+
+def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
+    """Render how an execution ended and exit with its code."""
+    from agent_cli.durable import exit_code
+    from agent_cli.pipeline import reports
+
+    run = _store(repo).get(outcome.run_id)
+    data = run.load()
+    spent = sum(c.get("cost_usd") or 0.0 for c in reports.calls(run))
+    if as_json:
+        result = data.get("result") if isinstance(data.get("result"), dict) else {}
+        _print_json({"run_id": outcome.run_id, "status": outcome.status, "reason": outcome.reason,
+                     "cost_usd": round(spent, 6), "branch": (result or {}).get("branch"),
+                     "pending_wait": data.get("pending_wait"), "error": data.get("error")})
+    else:
+        from agent_cli.views.outcome import render_outcome
+
+        render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent)
+    raise typer.Exit(exit_code(outcome))
+
+
+def _progress(as_json: bool) -> Any:
+    from agent_cli.views.progress import PlainProgress, progress
+
+    return PlainProgress() if as_json else progress()
+
+
+# -- commands that execute runs ------------------------------------------------------
+
+
+@app.command()
+def solve(
+    issue: Annotated[Path, typer.Argument(help="The issue, a Markdown file.")],
+    repo: RepoOpt = Path("."),
+    model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gate.")] = False,
+    max_cost: Annotated[float | None, typer.Option(help="Budget in USD.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Fix attempts before asking.")] = None,
+    test_cmd: Annotated[str | None, typer.Option(help="Test command (default: detected).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a run on ISSUE; stops at the approval gate (exit 75) unless auto-approved."""
+    from agent_cli.pipeline import service
+
+    flags = {"model": model, "auto_approve": auto_approve or None, "max_cost": max_cost,
+             "max_attempts": max_attempts, "test_cmd": test_cmd}
+    with _progress(as_json) as progress:
+        outcome = service.solve(issue, repo=repo, flags=flags, on_event=progress)
+    _finish(outcome, repo, as_json)
+
+
+@app.command()
+def approve(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    comment: Annotated[str | None, typer.Option(help="A note recorded with the answer.")] = None,
+    budget: Annotated[float | None, typer.Option(help="USD to add to the run's budget.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the pending wait with yes and continue the run here."""
+    from agent_cli.pipeline import service
+
+    with _progress(as_json) as progress:
+        outcome = service.approve(run, repo=repo, comment=comment, budget=budget, on_event=progress)
+    _finish(outcome, repo, as_json)
+
+
+@app.command()
+def reject(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    reason: Annotated[str | None, typer.Option(help="Why, recorded with the answer.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the pending wait with no; the run ends."""
+    from agent_cli.pipeline import service
+
+    with _progress(as_json) as progress:
+        outcome = service.reject(run, repo=repo, reason=reason, on_event=progress)
+    _finish(outcome, repo, as_json)
+
+
+@app.command()
+def resume(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Continue an interrupted or failed run from where it stopped."""
+    from agent_cli.pipeline import service
+
+    with _progress(as_json) as progress:
+        outcome = service.resume(run, repo=repo, on_event=progress)
+    _finish(outcome, repo, as_json)
+
+
+@app.command()
+def replay(
+    run: RunArg = None,
+    from_step: Annotated[str, typer.Option("--from", help="The step to run again from.")] = ...,  # type: ignore[assignment]
+    repo: RepoOpt = Path("."),
+    model: Annotated[str | None, typer.Option(help="Model for the re-executed steps.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Fix attempts for the new run.")] = None,
+    feedback: Annotated[str | None, typer.Option(help="Guidance shown to the model.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fork a new run from STEP of RUN; earlier steps are reused at no cost."""
+    from agent_cli.pipeline import service
+
+    with _progress(as_json) as progress:
+        outcome = service.replay(run, repo=repo, from_step=from_step, model=model,
+                                 max_attempts=max_attempts, feedback=feedback, on_event=progress)
+    _finish(outcome, repo, as_json)
+
+
+# -- commands that read ----------------------------------------------------------------
+
+
+@app.command()
+def inspect(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    step: Annotated[str | None, typer.Option(help="Show this step's artifact.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The timeline of a run, or with --step, that step's artifact."""
+    from agent_cli.pipeline import reports
+
+    found = _store(repo).resolve(run)
+    if step is None:
+        timeline = reports.timeline(found)
+        if as_json:
+            return _print_json(timeline)
+        from agent_cli.views.timeline import render_timeline
+
+        return render_timeline(timeline)
+    record = reports.step_record(found, step)
+    if record is None:
+        keys = ", ".join(r["key"] for r in found.records())
+        raise UsageError(f"run {found.id} has no step {step!r}", hint=f"its steps: {keys}")
+    if as_json:
+        return _print_json(record)
+    from agent_cli.views.timeline import render_step
+
+    render_step(record)
+
+
+@app.command()
+def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Tokens and dollars per step and model; without RUN, every run by day and model."""
+    from agent_cli.pipeline import reports
+
+    store = _store(repo)
+    if run is None:
+        data = reports.all_costs(store)
+        if as_json:
+            return _print_json(data)
+        from agent_cli.views.cost import render_all_costs
+
+        return render_all_costs(data)
+    data = reports.run_cost(store.resolve(run))
+    if as_json:
+        return _print_json(data)
+    from agent_cli.views.cost import render_run_cost
+
+    render_run_cost(data)
+
+
+@app.command()
+def runs(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """List runs with status, issue, age, cost and branch."""
+    from agent_cli.pipeline import reports
+
+    rows = reports.list_runs(_store(repo))
+    if as_json:
+        return _print_json(rows)
+    from agent_cli.views.runs import render_runs
+
+    render_runs(rows)
+
+
+@app.command()
+def diff(run: RunArg = None, repo: RepoOpt = Path(".")) -> None:
+    """The code change a run produced."""
+    from agent_cli.pipeline import reports
+
+    found = _store(repo).resolve(run)
+    text = reports.run_diff(found)
+    if text is None:
+        raise UsageError(f"run {found.id} has not written any code yet",
+                         hint=f"see where it stands with: agent inspect {found.id}")
+    from agent_cli.views.runs import render_diff
+
+    render_diff(text)
 
 
 @app.command()
@@ -45,13 +260,26 @@ def locate(
 ) -> None:
     """Rank the files and symbols of a repository for an issue; no model call."""
     from agent_cli.search import locate_issue
-    from agent_cli.views.locate import render_locate
 
     result = locate_issue(issue, repo=repo, top=top)
     if as_json:
         _print_json(result.model_dump(mode="json"))
     else:
+        from agent_cli.views.locate import render_locate
+
         render_locate(result)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path | None, typer.Argument(
+        help="Where to put the sample project (default: a new temporary directory).",
+        show_default=False)] = None,
+) -> None:
+    """Run the whole pipeline on a bundled sample project with a scripted model, offline."""
+    from agent_cli.demo.run import run_demo
+
+    raise typer.Exit(run_demo(directory))
 
 
 def main() -> None:

@@ -1,0 +1,212 @@
+"""The typed artifacts the stages pass along, stored as JSON in each step record.
+
+Models the model fills in (through a forced tool) carry a docstring per field: it
+becomes the tool's schema description, so it is written for the model as much as
+for us. Everything is `extra="forbid"`: an unexpected field is a validation error
+that goes back to the model in a repair turn, not something silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_cli.workspace.edits import Edit
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Issue(Strict):
+    """The issue being solved."""
+
+    title: str
+    text: str
+    path: str | None = None
+
+
+class RepoRef(Strict):
+    """The checkout a run works on, pinned to the commit it started from."""
+
+    path: str
+    base_commit: str
+
+
+# -- 1. analyze ---------------------------------------------------------------
+
+
+class AnalysisPlan(Strict):
+    """Your analysis of the issue, before looking at code."""
+
+    problem: str = Field(description="What is wrong, in one or two sentences.")
+    symptoms: list[str] = Field(description="What the user observes; error text quoted exactly.")
+    suspected_areas: list[str] = Field(
+        description="Modules, files, classes or functions that probably hold the cause."
+    )
+    search_terms: list[str] = Field(
+        description="Identifiers, file names and phrases to search the code for."
+    )
+    acceptance_criteria: list[str] = Field(
+        description="Observable conditions that hold once the issue is fixed."
+    )
+
+
+# -- 2. explore ---------------------------------------------------------------
+
+
+class SymbolRef(Strict):
+    name: str
+    line: int
+    end_line: int
+
+
+class RankedPath(Strict):
+    path: str
+    score: float
+    reasons: list[str]
+    symbols: list[SymbolRef] = []
+
+
+class ContextFile(Strict):
+    path: str
+    why: str = Field(description="Why this file is shown (rank, reasons, neighbour of ...).")
+    content: str = Field(description="The whole file, or the relevant symbols with line numbers.")
+    whole: bool = Field(description="True when content is the whole file.")
+    tokens: int
+
+
+class ExplorationResult(Strict):
+    ranked: list[RankedPath]
+    files: list[ContextFile]
+    neighbours: list[str] = Field(description="Import neighbours of the top files.")
+    tokens: int
+    seconds: float
+
+
+# -- 3. plan -----------------------------------------------------------------
+
+
+class PlannedChange(Strict):
+    """One file to change."""
+
+    path: str = Field(description="Path relative to the repository root.")
+    action: Literal["modify", "create", "delete"]
+    description: str = Field(description="Precisely what changes in this file and why.")
+
+
+class PlannedTest(Strict):
+    """A test that proves the fix."""
+
+    id: str = Field(description="pytest node id (tests/test_x.py::test_y) or a test file path.")
+    kind: Literal["existing", "new"] = Field(description="Run an existing test or add a new one.")
+    reason: str = Field(description="What this test shows.")
+
+
+class PlanDraft(Strict):
+    """The plan for the change."""
+
+    summary: str = Field(description="What the change does and why it fixes the issue.")
+    changes: list[PlannedChange] = Field(min_length=1, description="Files to change, in order.")
+    tests: list[PlannedTest] = Field(description="Tests that prove the fix.")
+
+
+class Estimate(Strict):
+    input_tokens: int
+    output_tokens: int
+    calls: int
+    cost_usd: float | None = Field(description="None when the model has no known price.")
+
+
+class ImplementationPlan(Strict):
+    summary: str
+    changes: list[PlannedChange]
+    tests: list[PlannedTest]
+    estimate: Estimate
+
+
+# -- 5./7. write and fix --------------------------------------------------------
+
+
+class FileEdits(Strict):
+    """Edits to one file."""
+
+    edits: list[Edit] = Field(description="The edits, applied in order.")
+    note: str = Field(default="", description="Anything the reviewer should know.")
+
+
+class FixEdits(Strict):
+    """Edits that make the failing tests pass."""
+
+    edits: list[Edit] = Field(description="The edits, applied in order, against current files.")
+    explanation: str = Field(description="What was wrong and how the edits fix it.")
+
+
+class AppliedEdit(Strict):
+    path: str
+    action: str
+    applied: bool
+    how: str | None = None
+    error: str | None = None
+
+
+class CodeChanges(Strict):
+    diff: str = Field(description="The whole change against the base commit (git diff --binary).")
+    files: list[str]
+    edits: list[AppliedEdit]
+    notes: list[str] = []
+
+
+# -- 6. tests ----------------------------------------------------------------
+
+
+class Failure(Strict):
+    id: str
+    message: str
+
+
+class TestResult(Strict):
+    passed: bool
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    total: int
+    new_failures: list[Failure]
+    preexisting_failures: list[str]
+    failing_targets: list[str]
+    missing_targets: list[str]
+    summary: str
+    output_tail: str
+
+
+# -- 8. pull request -----------------------------------------------------------
+
+
+class PullRequestDraft(Strict):
+    """The pull request text."""
+
+    title: str = Field(description="Imperative summary under 70 characters.")
+    commit_message: str = Field(description="Subject line, blank line, body wrapped at 72.")
+    body: str = Field(description="Markdown description for reviewers.")
+
+
+class PullRequest(Strict):
+    branch: str
+    commit: str
+    title: str
+    body: str
+    files: list[str]
+    pr_path: str
+    pushed: bool
+    url: str | None = None
+    push_commands: list[str] = []
+
+
+class Stopped(Strict):
+    """How a run ends without a pull request."""
+
+    run_status: Literal["rejected", "failed"]
+    reason: str
+    diff: str | None = None

@@ -1,0 +1,61 @@
+"""The pipeline, as plain Python: eight stages, one human gate, a bounded fix loop."""
+
+from __future__ import annotations
+
+from agent_cli import durable
+from agent_cli.answers import Answer
+from agent_cli.pipeline.artifacts import ImplementationPlan, Issue, PullRequest, RepoRef, Stopped
+from agent_cli.pipeline.context import repo_context
+from agent_cli.pipeline.runtime import setting
+from agent_cli.pipeline.stages import (
+    analyze_issue,
+    create_plan,
+    create_pr,
+    explore_codebase,
+    fix_code,
+    run_tests,
+    write_code,
+)
+
+AUTO = {"approved": True, "comment": "auto-approved (--auto-approve)"}
+
+
+@durable.flow
+def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
+    analysis = analyze_issue(issue, repo_context(repo))
+    exploration = explore_codebase(issue, analysis, repo)
+    plan = create_plan(issue, analysis, exploration)
+    approval = durable.wait("approve_plan", f"Approve this plan? {plan.summary}", Answer,
+                            gate_metadata(plan), auto=AUTO if setting("auto_approve") else None)
+    if not approval.approved:
+        return Stopped(run_status="rejected", reason=approval.reason or "plan rejected")
+    targets = [t.id for t in plan.tests]
+    changes = write_code(issue, exploration, plan, repo)
+    result = run_tests(changes, targets, repo)
+    attempts, allowed = 0, int(setting("max_attempts", 3))  # type: ignore[arg-type]
+    while not result.passed:
+        if attempts >= allowed:
+            more = durable.wait(
+                "tests_failing",
+                f"tests still failing after {attempts} attempts — grant more attempts or stop",
+                Answer, {"attempts": attempts, "summary": result.summary,
+                         "failures": [f.id for f in result.new_failures][:20]})
+            if not more.approved:
+                return Stopped(run_status="failed", diff=changes.diff,
+                               reason=more.reason or f"tests still failing after {attempts} attempts")
+            allowed += max(1, int(setting("max_attempts", 3)))  # type: ignore[arg-type]
+        attempts += 1
+        changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
+        result = run_tests(changes, targets, repo)
+    return create_pr(issue, exploration, plan, changes, result, repo)
+
+
+def gate_metadata(plan: ImplementationPlan) -> dict[str, object]:
+    return {
+        "summary": plan.summary,
+        "files": [{"path": c.path, "action": c.action, "description": c.description}
+                  for c in plan.changes],
+        "tests": [t.id for t in plan.tests],
+        "estimated_cost_usd": plan.estimate.cost_usd,
+        "estimated_tokens": plan.estimate.input_tokens + plan.estimate.output_tokens,
+    }

@@ -1,0 +1,55 @@
+"""What the stages need that is not an input: the model service and where things are.
+
+A flow's inputs are recorded and fingerprinted; the services a run talks to are
+not (an API key must never be recorded), so they reach the stages through this
+context, set by `service.py` around each execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_cli import durable
+from agent_cli.llm import ModelService
+
+
+@dataclass(frozen=True)
+class Runtime:
+    models: ModelService
+    repo: Path
+    agent_dir: Path
+
+
+_runtime: ContextVar[Runtime | None] = ContextVar("agent_runtime", default=None)
+
+
+@contextmanager
+def using(rt: Runtime) -> Iterator[Runtime]:
+    token = _runtime.set(rt)
+    try:
+        yield rt
+    finally:
+        _runtime.reset(token)
+
+
+def rt() -> Runtime:
+    current = _runtime.get()
+    if current is None:
+        raise RuntimeError("pipeline stages run inside service.execute_run()")
+    return current
+
+
+def run_id() -> str:
+    ex = durable.current()
+    if ex is None:
+        raise RuntimeError("pipeline stages run inside a flow")
+    return ex.run.id
+
+
+def setting(name: str, default: object = None) -> object:
+    value = durable.config().get(name)
+    return default if value is None else value

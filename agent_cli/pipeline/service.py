@@ -1,0 +1,168 @@
+"""The operations behind the commands that execute runs: solve, approve, reject,
+resume, replay. Each validates everything it can before writing anything (bad input
+is exit 2 with nothing changed on disk), then executes the flow with the services
+the stages need.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_cli import durable
+from agent_cli.errors import UsageError
+from agent_cli.llm import Connection, ModelService, NoApiKey, is_replay, resolve_model
+from agent_cli.pipeline.artifacts import Issue, RepoRef
+from agent_cli.pipeline.flow import coding_agent
+from agent_cli.pipeline.runtime import Runtime, using
+from agent_cli.settings import Settings, load_settings
+from agent_cli.workspace import testrun
+from agent_cli.workspace.worktree import Worktree, head_commit, repo_root
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def read_issue(path: Path) -> Issue:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"issue file not found: {path}",
+                         hint="write the issue in a Markdown file and pass its path")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise UsageError(f"issue file is empty: {path}",
+                         hint="write a title line and what goes wrong into it")
+    first = next(line for line in text.splitlines() if line.strip())
+    return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=str(path.resolve()))
+
+
+def store_for(repo: Path) -> durable.RunStore:
+    return durable.RunStore(repo_root(repo) / ".agent")
+
+
+def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
+          on_event: EventSink | None = None) -> durable.Outcome:
+    root = repo_root(repo)
+    issue = read_issue(issue_path)
+    settings = load_settings(root, flags)
+    _check_can_call(settings, settings.model)
+    if not settings.test_cmd and testrun.detect_test_command(root) is None:
+        raise UsageError(f"cannot tell how to run the tests of {root}",
+                         hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
+    ref = RepoRef(path=str(root), base_commit=head_commit(root))
+    had_agent_dir = (root / ".agent").exists()
+    store = durable.RunStore(root / ".agent")
+    run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
+                         settings=settings.for_run(),
+                         meta={"issue": {"title": issue.title, "path": issue.path},
+                               "repo": ref.model_dump()})
+    outcome = _execute(run, settings, root, on_event=on_event)
+    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
+    return outcome
+
+
+def approve(ref: str | None, *, repo: Path, comment: str | None = None,
+            budget: float | None = None, on_event: EventSink | None = None) -> durable.Outcome:
+    run = store_for(repo).resolve(ref, waiting=True)
+    pending = _pending(run)
+    if pending["key"].startswith("budget") and not budget:
+        raise UsageError(f"run {run.id} stopped at its budget: say how much more it may spend",
+                         hint=f"agent approve {run.id} --budget USD")
+    answer = {"approved": True, "comment": comment, "budget": budget}
+    return _continue(run, repo, {k: v for k, v in answer.items() if v is not None}, on_event)
+
+
+def reject(ref: str | None, *, repo: Path, reason: str | None = None,
+           on_event: EventSink | None = None) -> durable.Outcome:
+    run = store_for(repo).resolve(ref, waiting=True)
+    _pending(run)
+    answer = {"approved": False, **({"reason": reason} if reason else {})}
+    return _continue(run, repo, answer, on_event)
+
+
+def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) -> durable.Outcome:
+    run = store_for(repo).resolve(ref)
+    data = run.load()
+    status = run.status(data)
+    if status in ("succeeded", "rejected"):
+        raise UsageError(f"run {run.id} has already {status}; there is nothing to resume",
+                         hint=f"fork it from a stage with: agent replay {run.id} --from STEP")
+    if status == "waiting":
+        raise UsageError(f"run {run.id} is waiting for an answer, not interrupted",
+                         hint=f"agent approve {run.id}   or   agent reject {run.id}")
+    return _continue(run, repo, None, on_event)
+
+
+def replay(ref: str | None, *, repo: Path, from_step: str, model: str | None = None,
+           max_attempts: int | None = None, feedback: str | None = None,
+           on_event: EventSink | None = None) -> durable.Outcome:
+    root = repo_root(repo)
+    store = durable.RunStore(root / ".agent")
+    parent = store.resolve(ref)
+    settings = load_settings(root, {})
+    data = parent.load()
+    _check_can_call(settings, model or (data.get("settings") or {}).get("model") or "sonnet")
+    if max_attempts is not None and max_attempts < 0:
+        raise UsageError("--max-attempts must be 0 or more")
+    child = durable.fork(store, parent, from_step,
+                         {"model": model, "max_attempts": max_attempts, "feedback": feedback})
+    outcome = _execute(child, settings, root, on_event=on_event)
+    _discard_if_model_rejected(child, outcome, root, remove_agent_dir=False)
+    return outcome
+
+
+# -- internals -----------------------------------------------------------------
+
+
+def _continue(run: durable.Run, repo: Path, answer: dict[str, Any] | None,
+              on_event: EventSink | None) -> durable.Outcome:
+    root = repo_root(repo)
+    settings = load_settings(root, {})
+    recorded_model = (run.load().get("settings") or {}).get("model") or "sonnet"
+    _check_can_call(settings, recorded_model)
+    return _execute(run, settings, root, answer=answer, on_event=on_event)
+
+
+def _execute(run: durable.Run, settings: Settings, root: Path, *,
+             answer: dict[str, Any] | None = None,
+             on_event: EventSink | None = None) -> durable.Outcome:
+    conn = Connection(
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        base_url=settings.base_url, timeout=settings.request_timeout,
+        max_retries=settings.max_retries)
+    runtime = Runtime(models=ModelService(conn, root / ".agent" / "runs"), repo=root,
+                      agent_dir=root / ".agent")
+    with using(runtime):
+        return durable.execute(run, coding_agent, answer=answer, on_event=on_event)
+
+
+def _pending(run: durable.Run) -> dict[str, Any]:
+    data = run.load()
+    if data.get("status") != "waiting" or not data.get("pending_wait"):
+        raise UsageError(f"run {run.id} is not waiting for an answer (it is {run.status(data)})",
+                         hint=f"see where it stands with: agent inspect {run.id}")
+    return data["pending_wait"]
+
+
+def _check_can_call(settings: Settings, model: str) -> None:
+    if is_replay(model) or settings.api_key:
+        return
+    raise NoApiKey(
+        f"no API key for model {resolve_model(model)}",
+        hint="set ANTHROPIC_API_KEY (or AGENT_API_KEY, or api_key in .agentrc); "
+        "for a local Anthropic-compatible server also set ANTHROPIC_BASE_URL")
+
+
+def _discard_if_model_rejected(run: durable.Run, outcome: durable.Outcome, root: Path,
+                               *, remove_agent_dir: bool) -> None:
+    """A model id the service does not know is bad input: undo the run, exit 2."""
+    if outcome.status != "failed" or (outcome.error or {}).get("type") != "ModelRejected":
+        return
+    path = root / ".agent" / "worktrees" / run.id
+    if path.exists():
+        Worktree(repo=root, path=path, base_commit="").remove()
+    shutil.rmtree(run.path, ignore_errors=True)
+    if remove_agent_dir:
+        shutil.rmtree(root / ".agent", ignore_errors=True)
+    raise UsageError(outcome.error["message"], hint=outcome.error.get("hint"))  # type: ignore[index]

@@ -1,0 +1,218 @@
+"""The eight stages. Each is a checkpoint: typed inputs in, a typed artifact out.
+
+Steps that touch the worktree first put it in the state their inputs describe
+(`materialize`), so a step re-executed after a crash starts from the same files and,
+with its model calls served from the journal, ends in the same place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_cli import durable
+from agent_cli.durable.fsio import write_text
+from agent_cli.llm.models import resolve_model
+from agent_cli.llm.pricing import estimate_cost
+from agent_cli.pipeline import context as ctx
+from agent_cli.pipeline.artifacts import (
+    AnalysisPlan,
+    AppliedEdit,
+    CodeChanges,
+    Estimate,
+    ExplorationResult,
+    Failure,
+    FileEdits,
+    FixEdits,
+    ImplementationPlan,
+    Issue,
+    PlanDraft,
+    PullRequest,
+    PullRequestDraft,
+    RepoRef,
+    TestResult,
+)
+from agent_cli.pipeline.prompts import fingerprint_text, render, template
+from agent_cli.pipeline.runtime import rt, run_id, setting
+from agent_cli.workspace import testrun
+from agent_cli.workspace.branch import commit_branch, push_and_open_pr
+from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits
+from agent_cli.workspace.worktree import Worktree
+
+TOOLS = {
+    "submit_analysis": AnalysisPlan,
+    "submit_plan": PlanDraft,
+    "submit_edits": FileEdits,
+    "submit_fix": FixEdits,
+    "submit_pr": PullRequestDraft,
+}
+EDIT_ROUNDS = 3  # model calls per file (or per fix) when edits do not apply
+
+
+def _ask(output: type, tool: str, context: list[str], instruction: str):  # type: ignore[no-untyped-def]
+    return rt().models.ask(output, tool=tool, tools=TOOLS, system=template("system"),
+                           context=context, instruction=instruction)
+
+
+def _feedback() -> str:
+    text = setting("feedback")
+    return f"\nFeedback from the reviewer on an earlier attempt:\n{text}\n" if text else ""
+
+
+@durable.checkpoint(prompt=lambda: fingerprint_text("analyze"), uses_model=True)
+def analyze_issue(issue: Issue, repo_context: str) -> AnalysisPlan:
+    return _ask(AnalysisPlan, "submit_analysis", [ctx.issue_block(issue)],
+                render("analyze", repo_context=repo_context, feedback=_feedback()))
+
+
+@durable.checkpoint
+def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> ExplorationResult:
+    return ctx.explore(issue, analysis, repo, top=int(setting("locate_top", 10)),
+                       budget=int(setting("context_tokens", 30_000)))
+
+
+@durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)
+def create_plan(issue: Issue, analysis: AnalysisPlan,
+                exploration: ExplorationResult) -> ImplementationPlan:
+    draft: PlanDraft = _ask(
+        PlanDraft, "submit_plan", [ctx.issue_block(issue), ctx.exploration_block(exploration)],
+        render("plan", analysis=ctx.analysis_text(analysis), feedback=_feedback()))
+    return ImplementationPlan(summary=draft.summary, changes=draft.changes, tests=draft.tests,
+                              estimate=_estimate(draft, exploration))
+
+
+def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
+    """Tokens and dollars for the rest of the run: a call per file, one fix attempt,
+    the PR description; each reads the shared context and writes about 2k tokens."""
+    calls = len(draft.changes) + 2
+    per_call_in = exploration.tokens + 3_000
+    input_tokens, output_tokens = calls * per_call_in, calls * 2_000
+    model = resolve_model(str(setting("model", "sonnet")))
+    cost = estimate_cost(model, input_tokens, output_tokens, dict(setting("prices", {})))  # type: ignore[arg-type]
+    return Estimate(input_tokens=input_tokens, output_tokens=output_tokens, calls=calls,
+                    cost_usd=cost)
+
+
+def worktree(repo: RepoRef) -> Worktree:
+    return Worktree.ensure(Path(repo.path), run_id(), repo.base_commit)
+
+
+@durable.checkpoint(prompt=lambda: fingerprint_text("write"), uses_model=True)
+def write_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
+               repo: RepoRef) -> CodeChanges:
+    wt = worktree(repo)
+    wt.materialize("")
+    shared = [ctx.issue_block(issue), ctx.exploration_block(exploration), ctx.plan_block(plan)]
+    applied: list[AppliedEdit] = []
+    notes: list[str] = []
+    for change in plan.changes:
+        def instruction(errors: str, path: str = change.path) -> str:
+            return render("write", path=path, action=change.action, change=change.description,
+                          content=ctx.file_for_prompt(wt.path, path), edit_errors=errors,
+                          feedback=_feedback())
+
+        outcomes, note = _edit_rounds(wt, FileEdits, "submit_edits", shared, instruction,
+                                      only=change.path)
+        applied += outcomes
+        notes += [note] if note else []
+    return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied, notes=notes)
+
+
+def _edit_rounds(wt: Worktree, output: type, tool: str, shared: list[str], instruction,  # type: ignore[no-untyped-def]
+                 only: str | None = None) -> tuple[list[AppliedEdit], str]:
+    """Ask for edits and apply them; an edit that does not apply goes back to the
+    model with the error and the nearest matching text, up to EDIT_ROUNDS calls."""
+    errors, done = "", []
+    for _ in range(EDIT_ROUNDS):
+        answer = _ask(output, tool, shared, instruction(errors))
+        outcomes = [_refuse_other(e, only) or apply_edits(wt.path, [e])[0] for e in answer.edits]
+        done += [AppliedEdit(path=o.path, action=o.action, applied=o.applied, how=o.how,
+                             error=o.error) for o in outcomes]
+        failed = [o for o in outcomes if not o.applied]
+        note = getattr(answer, "note", "") or getattr(answer, "explanation", "")
+        if not failed:
+            return done, note
+        errors = ctx.edit_errors(failed)
+    return done, note
+
+
+def _refuse_other(edit: Edit, only: str | None) -> EditOutcome | None:
+    if only is None or ctx.same_path(edit.path, only):
+        return None
+    return EditOutcome(path=edit.path, action=edit.action, applied=False, how="refused",
+                       error=f"refused: this call writes {only} only; {edit.path} has its own step")
+
+
+@durable.checkpoint
+def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestResult:
+    wt = worktree(repo)
+    wt.materialize(changes.diff)
+    command = test_command(wt.path)
+    timeout = float(setting("test_timeout", 900))  # type: ignore[arg-type]
+    before = testrun.baseline(Path(repo.path), repo.base_commit, command,
+                              agent_dir=rt().agent_dir, timeout=timeout)
+    now = testrun.run_tests(wt.path, command, timeout=timeout,
+                            output_cap=int(setting("test_output_cap", 200_000)))  # type: ignore[arg-type]
+    verdict = testrun.evaluate(now, before, targets)
+    return TestResult(
+        passed=verdict.passed, command=ctx.shown_command(command), exit_code=now.exit_code,
+        timed_out=now.timed_out, seconds=now.duration_s, total=len(now.tests),
+        new_failures=[Failure(id=t.id, message=(t.message or "")[:4000])
+                      for t in verdict.new_failures],
+        preexisting_failures=verdict.preexisting_failures,
+        failing_targets=verdict.failing_targets, missing_targets=verdict.missing_targets,
+        summary=verdict.summary, output_tail=now.output_tail[-8000:],
+    )
+
+
+def test_command(root: Path) -> list[str] | str:
+    configured = setting("test_cmd")
+    if configured:
+        return str(configured)
+    detected = testrun.detect_test_command(root)
+    if detected is None:
+        raise testrun.TestCommandNotFound(
+            f"no test command found for {root}", hint="set one with --test-cmd or test_cmd in .agentrc")
+    return detected
+
+
+@durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)
+def fix_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
+             changes: CodeChanges, result: TestResult, attempt: int, repo: RepoRef) -> CodeChanges:
+    wt = worktree(repo)
+    wt.materialize(changes.diff)
+    shared = [ctx.issue_block(issue), ctx.exploration_block(exploration), ctx.plan_block(plan)]
+
+    def instruction(errors: str) -> str:
+        return render("fix", attempt=attempt, command=result.command,
+                      failures=ctx.failures_text(result), diff=changes.diff or "(no change yet)",
+                      files=ctx.files_for_prompt(wt.path, wt.changed_files() or changes.files),
+                      edit_errors=errors, feedback=_feedback())
+
+    applied, note = _edit_rounds(wt, FixEdits, "submit_fix", shared, instruction)
+    return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied,
+                       notes=[*changes.notes, note] if note else changes.notes)
+
+
+@durable.checkpoint(prompt=lambda: fingerprint_text("pr"), uses_model=True)
+def create_pr(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
+              changes: CodeChanges, result: TestResult, repo: RepoRef) -> PullRequest:
+    draft: PullRequestDraft = _ask(
+        PullRequestDraft, "submit_pr",
+        [ctx.issue_block(issue), ctx.exploration_block(exploration), ctx.plan_block(plan)],
+        render("pr", diff=changes.diff, tests=result.summary))
+    wt = worktree(repo)
+    wt.materialize(changes.diff)
+    made = commit_branch(Path(repo.path), wt, run_id(), draft.commit_message)
+    pr_path = durable.current().run.path / "pr.md"  # type: ignore[union-attr]
+    write_text(pr_path, f"# {draft.title}\n\n{draft.body}\n")
+    pushed = None
+    if setting("push", False):
+        pushed = push_and_open_pr(Path(repo.path), made.branch, draft.title, pr_path)
+    if not setting("keep_worktree", False):
+        wt.remove()
+    return PullRequest(
+        branch=made.branch, commit=made.commit, title=draft.title, body=draft.body,
+        files=made.files_changed, pr_path=str(pr_path), pushed=bool(pushed and pushed.pushed),
+        url=pushed.pr_url if pushed else None,
+        push_commands=pushed.commands if pushed else ctx.push_commands(repo, made.branch, pr_path),
+    )

@@ -1,0 +1,40 @@
+"""Shared rendering bits: one Console per stream, number formats."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import cache
+
+from rich.console import Console
+
+
+@cache
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    plain = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+    # Not a terminal or NO_COLOR: no colors, no cursor movement, no wrapping surprises.
+    return Console(file=stream, no_color=plain, force_terminal=False if plain else None,
+                   highlight=False, soft_wrap=plain, width=120 if plain else None)
+
+
+def is_live() -> bool:
+    return not os.environ.get("NO_COLOR") and sys.stderr.isatty()
+
+
+def money(value: float | None, unknown: bool = False) -> str:
+    if value is None or unknown:
+        return "unknown" if value is None else f"${value:.4f}+?"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def tokens(n: int | None) -> str:
+    if not n:
+        return "0"
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"

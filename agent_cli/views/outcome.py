@@ -1,0 +1,86 @@
+"""How an execution ended, for people: the gate panel, the result, what to run next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from agent_cli.views.common import console, money
+
+
+def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str, Any],
+                   spent: float | None) -> None:
+    out = console()
+    pending = data.get("pending_wait") or {}
+    if status == "waiting":
+        out.print(_gate(run_id, pending, spent))
+        return
+    cost = f" — spent {money(spent)}" if spent is not None else ""
+    if status == "succeeded":
+        result = data.get("result") or {}
+        lines = [f"[bold green]run {run_id} succeeded[/]{cost}",
+                 f"branch [bold]{result.get('branch')}[/] at {str(result.get('commit'))[:12]}: "
+                 f"{escape(str(result.get('title')))}",
+                 f"pull-request description: {result.get('pr_path')}"]
+        if result.get("url"):
+            lines.append(f"pull request: {result['url']}")
+        elif result.get("push_commands"):
+            lines.append("to push and open a pull request:")
+            lines += [f"  {escape(c)}" for c in result["push_commands"]]
+        lines.append(f"next: agent inspect {run_id} · agent cost {run_id} · agent diff {run_id}")
+        out.print("\n".join(lines))
+    elif status == "rejected":
+        out.print(f"run {run_id} rejected: {escape(str(reason))}{cost}")
+    elif status == "failed":
+        error = data.get("error") or {}
+        out.print(f"[bold red]run {run_id} failed[/]: {escape(str(reason))}{cost}")
+        if error.get("hint"):
+            out.print(escape(error["hint"]))
+        if error:  # an exception, not a decision: it can be resumed
+            out.print(f"resume with: agent resume {run_id}")
+        else:
+            out.print(f"the last diff is kept: agent diff {run_id}")
+    elif status == "interrupted":
+        out.print(f"run {run_id} interrupted{cost}; resume with: agent resume {run_id}")
+
+
+def _gate(run_id: str, pending: dict[str, Any], spent: float | None) -> Panel:
+    meta = pending.get("metadata") or {}
+    key = pending.get("key", "")
+    body = Table.grid(padding=(0, 1))
+    if key.startswith("approve_plan"):
+        body.add_row(Text(meta.get("summary", ""), style="bold"))  # Text: no markup
+        files = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+        files.add_column("action")
+        files.add_column("file")
+        files.add_column("change")
+        for f in meta.get("files", []):
+            files.add_row(Text(f["action"]), Text(f["path"]), Text(f["description"]))
+        body.add_row(files)
+        if meta.get("tests"):
+            body.add_row(Text("tests: " + ", ".join(meta["tests"])))
+        est = meta.get("estimated_cost_usd")
+        body.add_row(f"estimated cost of the rest of the run: {money(est)} "
+                     f"(~{meta.get('estimated_tokens', 0):,} tokens); spent so far: {money(spent)}")
+        title = "plan ready for approval"
+        approve = f"agent approve {run_id}"
+    elif key.startswith("budget"):
+        body.add_row(Text(pending.get("question", "")))
+        title = "budget reached"
+        approve = f"agent approve {run_id} --budget USD"
+    else:
+        body.add_row(Text(pending.get("question", "")))
+        if meta.get("summary"):
+            body.add_row(Text(meta["summary"]))
+        for f in meta.get("failures", [])[:10]:
+            body.add_row(Text(f"  ✗ {f}"))
+        title = "waiting for a decision"
+        approve = f"agent approve {run_id}"
+    body.add_row("")
+    body.add_row(f"approve: [bold]{approve}[/]")
+    body.add_row(f"reject:  [bold]agent reject {run_id} --reason TEXT[/]")
+    return Panel(body, title=f"{title} — run {run_id}", title_align="left")

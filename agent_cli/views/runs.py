@@ -1,0 +1,37 @@
+"""`agent runs` and `agent diff`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+
+from agent_cli.views.common import console, money
+
+
+def render_runs(rows: list[dict[str, Any]]) -> None:
+    out = console()
+    if not rows:
+        out.print("no runs yet: start one with agent solve ISSUE.md")
+        return
+    table = Table(header_style="bold", box=None, padding=(0, 1))
+    for col in ("run", "status", "issue", "age", "cost", "branch"):
+        table.add_column(col, justify="right" if col in ("age", "cost") else "left")
+    for r in rows:
+        issue = escape((r.get("issue") or "")[:50])
+        if r.get("parent"):
+            issue += f" (replay of {r['parent']['run_id']})"
+        table.add_row(r["id"], r["status"], issue, r["age"], money(r["cost_usd"]),
+                      r.get("branch") or "")
+    out.print(table)
+
+
+def render_diff(diff: str) -> None:
+    out = console()
+    if out.is_terminal:
+        out.print(Syntax(diff, "diff", background_color="default"))
+    else:
+        sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")

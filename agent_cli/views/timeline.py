@@ -1,0 +1,112 @@
+"""`agent inspect`: a run's timeline and a step's artifact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from agent_cli.views.common import console, money, seconds, tokens
+
+STATUS_STYLE = {"done": "green", "answered": "green", "failed": "red", "running": "yellow",
+                "pending": "yellow", "suspended": "yellow", "interrupted": "yellow"}
+
+
+def render_timeline(t: dict[str, Any]) -> None:
+    out = console()
+    run = t["run"]
+    head = f"run {run['id']} — {run['status']} — {run['issue']}"
+    if run.get("parent"):
+        head += f"\nreplayed from {run['parent']['run_id']} at {run['parent']['from_step']}"
+        if run.get("overrides"):
+            head += f" with {', '.join(f'{k}={v}' for k, v in run['overrides'].items())}"
+    out.print(escape(head))
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    for col in ("#", "step", "status", "time", "model", "tokens", "cost", "notes"):
+        table.add_column(col, justify="right" if col in ("#", "time", "tokens", "cost") else "left")
+    for i, s in enumerate(t["steps"], 1):
+        notes = []
+        if s["reused_from"]:
+            notes.append(f"reused from {s['reused_from']} (saved {money(s['saved_usd'])})")
+        if s["served_calls"]:
+            notes.append(f"{s['served_calls']} call(s) from cache/journal")
+        if s["rerun_reason"]:
+            notes.append(f"re-ran: {s['rerun_reason']}")
+        if s["kind"] == "wait":
+            answer = s.get("answer") or {}
+            notes.append(s.get("question") or "")
+            if answer:
+                notes.append("answer: " + ("yes" if answer.get("approved") else "no"))
+        if s["error"]:
+            notes.append(f"error: {s['error'][:160]}")
+        style = STATUS_STYLE.get(s["status"] or "", "")
+        table.add_row(str(i), s["key"], f"[{style}]{s['status']}[/]" if style else s["status"],
+                      seconds(s["seconds"]), s["model"] or "", tokens(s["tokens"]),
+                      money(s["cost_usd"]) if s["kind"] == "step" else "", escape("; ".join(notes)))
+    out.print(table)
+    if t.get("pending_wait"):
+        out.print(f"waiting: {escape(t['pending_wait']['question'])}")
+        out.print(f"answer with: agent approve {run['id']}   or: agent reject {run['id']}")
+    if run.get("reason") and run["status"] in ("failed", "rejected"):
+        out.print(f"{run['status']}: {escape(run['reason'])}")
+
+
+def render_step(record: dict[str, Any]) -> None:
+    out = console()
+    output = record.get("output")
+    name = record.get("name")
+    out.print(escape(f"{record['key']} — {record.get('status')}"
+                     + (f" — re-ran: {record['rerun_reason']}" if record.get("rerun_reason") else "")))
+    if record.get("error"):
+        out.print(Panel(escape(record["error"].get("traceback") or record["error"]["message"]),
+                        title="error", border_style="red"))
+    if record.get("kind") == "wait":
+        out.print(escape(record.get("question", "")))
+        out.print_json(json.dumps({"metadata": record.get("metadata"), "answer": record.get("answer")},
+                             ))
+        return
+    if not isinstance(output, dict):
+        out.print_json(json.dumps(output))
+    elif name in ("write_code", "fix_code"):
+        out.print(Syntax(output.get("diff") or "(no change)", "diff", background_color="default"))
+        for e in output.get("edits", []):
+            if not e["applied"]:
+                out.print(f"[red]✗ {escape(e['path'])}: {escape(str(e.get('error')))}[/]")
+    elif name == "create_plan":
+        out.print(_plan(output))
+    elif name == "run_tests":
+        out.print(_tests(output))
+    elif name == "create_pr":
+        out.print(Panel(Markdown(f"# {output['title']}\n\n{output['body']}"),
+                        title=f"{output['branch']} @ {output['commit'][:12]}"))
+    else:
+        out.print(Syntax(json.dumps(output, indent=2), "json", background_color="default"))
+
+
+def _plan(plan: dict[str, Any]) -> Panel:
+    lines = [escape(plan["summary"]), ""]
+    lines += [f"{i}. [bold]{c['action']}[/] {escape(c['path'])}: {escape(c['description'])}"
+              for i, c in enumerate(plan["changes"], 1)]
+    lines += ["", "tests:"] + [escape(f"  [{t['kind']}] {t['id']}: {t['reason']}")
+                               for t in plan["tests"]]
+    est = plan["estimate"]
+    lines += ["", f"estimate: {est['calls']} calls, ~{est['input_tokens'] + est['output_tokens']:,}"
+              f" tokens, {money(est['cost_usd'])}"]
+    return Panel("\n".join(lines), title="plan")
+
+
+def _tests(r: dict[str, Any]) -> Panel:
+    lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {r['summary']}"),
+             escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
+    for f in r["new_failures"]:
+        last = f["message"].strip().splitlines()[-1][:200] if f["message"].strip() else ""
+        lines += [f"[red]✗ {escape(f['id'])}[/]", "    " + escape(last)]
+    if r["preexisting_failures"]:
+        lines.append(escape("already failing on the base commit: "
+                            + ", ".join(r["preexisting_failures"])))
+    return Panel("\n".join(lines), title="tests", border_style="green" if r["passed"] else "red")

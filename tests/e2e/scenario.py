@@ -1,0 +1,92 @@
+"""Shared pieces of the end-to-end tests: the sample repository and scripted replies.
+
+The sample project is the demo's (agent_cli/demo/project): a cart whose percentage
+coupons take a flat amount off. The replies below are what a model would answer at
+each stage; tests route them by the forced tool name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "agent_cli" / "demo"
+TARGET = "tests/test_cart.py::test_percentage_coupon_takes_percent_off"
+
+BUGGY = "        discount = self.coupon.amount\n"
+FIXED = ("        if self.coupon.kind == \"percent\":\n"
+         "            discount = subtotal * self.coupon.amount / 100\n"
+         "        else:\n"
+         "            discount = self.coupon.amount\n")
+WRONG = ("        if self.coupon.kind == \"percent\":\n"
+         "            discount = subtotal * self.coupon.amount\n"
+         "        else:\n"
+         "            discount = self.coupon.amount\n")
+
+ANALYSIS = {
+    "problem": "Cart.total subtracts a percentage coupon's amount as currency.",
+    "symptoms": ["assert 150.0 == 144.0"],
+    "suspected_areas": ["shopcart/cart.py Cart.total"],
+    "search_terms": ["total", "apply_coupon", "percent"],
+    "acceptance_criteria": ["SAVE10 on 160.0 gives 144.0", "FLAT coupons unchanged"],
+}
+
+
+def plan(*paths: str) -> dict:
+    changes = [{"path": p, "action": "modify", "description": f"fix the coupon math in {p}"}
+               for p in (paths or ("shopcart/cart.py",))]
+    return {"summary": "Apply percentage coupons as a percentage of the subtotal.",
+            "changes": changes,
+            "tests": [{"id": TARGET, "kind": "existing", "reason": "reproduces the issue"}]}
+
+
+def edits(path: str, old: str, new: str) -> dict:
+    return {"edits": [{"path": path, "action": "replace", "old": old, "new": new}], "note": ""}
+
+
+PR = {"title": "Apply percentage coupons as percentages",
+      "commit_message": "Apply percentage coupons as percentages\n\nSAVE coupons took a flat amount off.",
+      "body": "Fixes percentage coupons.\n\nTested with the existing suite."}
+
+
+def make_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "shop"
+    shutil.copytree(DEMO / "project", repo)
+    shutil.copy(DEMO / "ISSUE.md", tmp_path / "ISSUE.md")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test User")
+    git(repo, "config", "user.email", "test@example.com")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def agent_env(server: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "ANTHROPIC_"))}
+    env.update(server.env(), PYTHONPATH=str(REPO), NO_COLOR="1",
+               AGENT_CONFIG_DIR=str(tmp_path / "user-config"))
+    return env
+
+
+def agent(args: list[str], repo: Path, env: dict[str, str], timeout: float = 120
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent_cli", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def script_happy(server: FakeAnthropic) -> None:
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(plan()))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
