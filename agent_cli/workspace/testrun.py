@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent_cli.cache import open_cache
 from agent_cli.workspace._git import clean_env
-from agent_cli.workspace.errors import TestCommandNotFound
+from agent_cli.workspace.errors import TestCommandNotFound, WorkspaceError
 from agent_cli.workspace.worktree import Worktree, repo_root, resolve_commit
 
 _KILL_GRACE_S = 3.0
@@ -187,6 +187,8 @@ def run_tests(
     hanging suite (that is a `TestRun`); raises `TestCommandNotFound` when the program
     does not exist."""
     root = Path(root)
+    if not root.is_dir():
+        raise WorkspaceError(f"cannot run tests: {root} is not a directory")
     pytest = is_pytest(command)
     with tempfile.TemporaryDirectory(prefix="agent-tests-") as tmp:
         junit_path = Path(tmp) / "junit.xml"
@@ -422,7 +424,10 @@ def baseline(
             return TestRun.model_validate(hit)
         except ValidationError:
             pass  # written by another version of us: recompute
-    wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{uuid4().hex[:6]}", commit)
+    _remove_abandoned_baselines(root)
+    # The pid in the name lets a later call tell a crashed run's leftover from a
+    # baseline that another live process is computing right now.
+    wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{os.getpid()}-{uuid4().hex[:6]}", commit)
     try:
         run = run_tests(wt.path, command, timeout=timeout)
     finally:
@@ -431,6 +436,22 @@ def baseline(
         with open_cache(agent_dir, "baselines") as cache:
             cache.set(key, run.model_dump(mode="json"))
     return run
+
+
+def _remove_abandoned_baselines(root: Path) -> None:
+    for path in (root / ".agent" / "worktrees").glob("baseline-*-*-*"):
+        try:
+            pid = int(path.name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        Worktree(repo=root, path=path, base_commit="").remove()
 
 
 def target_matches(test_id: str, target: str) -> bool:

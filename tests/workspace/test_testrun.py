@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -199,8 +200,13 @@ def test_baseline_is_cached_per_commit_and_command(
         "tests/test_calc.py::TestGroup::test_param[1]",
     }
 
+    # A crashed process left its baseline worktree behind; the next baseline removes it.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftover = Worktree.ensure(repo, f"baseline-{base[:12]}-{gone.pid}-abcdef", base)
     baseline(repo, base, [*PYTEST, "-x"], agent_dir=agent_dir, timeout=60)
     assert log.read_text() == "ran\nran\n"  # another command is another entry
+    assert not leftover.path.exists()
     # The temporary worktree is gone, and the user's checkout did not change.
     assert sh(repo, "git", "worktree", "list", "--porcelain").count("worktree ") == 1
     assert list((agent_dir / "worktrees").iterdir()) == []
