@@ -20,8 +20,10 @@ that a broken worktree can never make git fall back to the enclosing user checko
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,14 @@ def _ensure_excluded(repo: Path) -> None:
     sep = "" if not existing or existing.endswith("\n") else "\n"
     with exclude.open("a") as f:
         f.write(f"{sep}# agent: run records and worktrees\n.agent/\n")
+
+
+def _make_writable_and_retry(func, path, _exc) -> None:  # type: ignore[no-untyped-def]
+    """rmtree helper: test runs can leave read-only files and directories behind."""
+    os.chmod(os.path.dirname(path), 0o700)
+    if os.path.lexists(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+    func(path)
 
 
 @dataclass(frozen=True)
@@ -298,12 +308,15 @@ class Worktree:
             )
 
     def _discard_directory(self) -> None:
-        if self.path.is_symlink():
+        if self.path.is_symlink() or self.path.is_file():
             self.path.unlink()
         elif self.path.exists():
             # The path is ours by construction (`.agent/worktrees/<validated id>` under a
             # non-symlinked `.agent`), so deleting it cannot reach the user's files.
-            shutil.rmtree(self.path)
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(self.path, onexc=_make_writable_and_retry)
+            else:
+                shutil.rmtree(self.path, onerror=_make_writable_and_retry)
 
     def _pathspecs(self, files: list[str]) -> list[str]:
         """Literal pathspecs for `files` that exist now or in base (git refuses a

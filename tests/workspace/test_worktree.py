@@ -55,6 +55,10 @@ def test_ensure_reuses_and_repairs(repo: Path) -> None:
 def test_remove_is_idempotent(repo: Path) -> None:
     wt = Worktree.ensure(repo, "run1", head_commit(repo))
     (wt.path / "untracked.txt").write_text("x")
+    locked = wt.path / "cache" / "ro"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("read-only, like a module cache")
+    locked.chmod(0o500)  # (only a real obstacle when the tests do not run as root)
     wt.remove()
     assert not wt.path.exists()
     assert str(wt.path) not in sh(repo, "git", "worktree", "list")
