@@ -282,7 +282,7 @@ def _execute(
     except BaseException as exc:
         record["error"] = {
             "type": type(exc).__name__,
-            "message": str(exc),
+            "message": exc.message if isinstance(exc, AgentError) else str(exc),
             "traceback": "".join(traceback.format_exception(exc)),
         }
         _finish(ex, record, scope, "failed")
@@ -518,17 +518,18 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         return Outcome(run.id, "interrupted", reason="interrupted by Ctrl-C")
     except Exception as exc:
         step = getattr(exc, "__durable_step__", None)
+        message = exc.message if isinstance(exc, AgentError) else str(exc)
         error = {
             "type": type(exc).__name__,
-            "message": str(exc),
+            "message": message,
             "step": step,
             "hint": getattr(exc, "hint", None),
             "traceback": "".join(traceback.format_exception(exc)),
         }
         where = f" in {step}" if step else ""
-        reason = f"{type(exc).__name__}{where}: {exc}"
+        reason = f"{type(exc).__name__}{where}: {message}"
         run.update(status="failed", error=error, reason=reason)
-        ex.emit("run_failed", step=step, error=str(exc))
+        ex.emit("run_failed", step=step, error=message)
         return Outcome(run.id, "failed", reason=reason, error=error)
     status = getattr(result, "run_status", "succeeded")
     reason = getattr(result, "reason", None)

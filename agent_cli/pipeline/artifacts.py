@@ -173,7 +173,9 @@ class TestResult(Strict):
     timed_out: bool
     seconds: float
     total: int
-    new_failures: list[Failure]
+    failures: list[Failure] = Field(
+        description="What counts against the change: new failures and failing target tests.")
+    new_failures: list[str]
     preexisting_failures: list[str]
     failing_targets: list[str]
     missing_targets: list[str]

@@ -161,9 +161,12 @@ def edit_errors(failed: list[EditOutcome]) -> str:
 
 def failures_text(result: TestResult) -> str:
     lines = [result.summary]
-    for f in result.new_failures[:10]:
+    for f in result.failures[:10]:
         lines.append(f"\n### {f.id}\n```\n{f.message[:3000]}\n```")
-    if result.timed_out or not result.new_failures:
+    if result.missing_targets:
+        lines.append("\nTarget tests that did not run (do they exist?): "
+                     + ", ".join(result.missing_targets))
+    if result.timed_out or not result.failures:
         lines.append(f"\nEnd of the test output:\n```\n{result.output_tail[-4000:]}\n```")
     return "\n".join(lines)
 

@@ -39,7 +39,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
                 "tests_failing",
                 f"tests still failing after {attempts} attempts — grant more attempts or stop",
                 Answer, {"attempts": attempts, "summary": result.summary,
-                         "failures": [f.id for f in result.new_failures][:20]})
+                         "failures": [f.id for f in result.failures][:20]})
             if not more.approved:
                 return Stopped(run_status="failed", diff=changes.diff,
                                reason=more.reason or f"tests still failing after {attempts} attempts")

@@ -153,11 +153,13 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestRe
     now = testrun.run_tests(wt.path, command, timeout=timeout,
                             output_cap=int(setting("test_output_cap", 200_000)))  # type: ignore[arg-type]
     verdict = testrun.evaluate(now, before, targets)
+    new_ids = [t.id for t in verdict.new_failures]
+    counted = [t for t in now.tests if t.id in new_ids or t.id in verdict.failing_targets]
     return TestResult(
         passed=verdict.passed, command=ctx.shown_command(command), exit_code=now.exit_code,
         timed_out=now.timed_out, seconds=now.duration_s, total=len(now.tests),
-        new_failures=[Failure(id=t.id, message=(t.message or "")[:4000])
-                      for t in verdict.new_failures],
+        failures=[Failure(id=t.id, message=(t.message or "")[:4000]) for t in counted],
+        new_failures=new_ids,
         preexisting_failures=verdict.preexisting_failures,
         failing_targets=verdict.failing_targets, missing_targets=verdict.missing_targets,
         summary=verdict.summary, output_tail=now.output_tail[-8000:],

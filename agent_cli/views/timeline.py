@@ -103,7 +103,7 @@ def _plan(plan: dict[str, Any]) -> Panel:
 def _tests(r: dict[str, Any]) -> Panel:
     lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {r['summary']}"),
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
-    for f in r["new_failures"]:
+    for f in r["failures"]:
         last = f["message"].strip().splitlines()[-1][:200] if f["message"].strip() else ""
         lines += [f"[red]✗ {escape(f['id'])}[/]", "    " + escape(last)]
     if r["preexisting_failures"]:

@@ -50,6 +50,11 @@ def edits(path: str, old: str, new: str) -> dict:
     return {"edits": [{"path": path, "action": "replace", "old": old, "new": new}], "note": ""}
 
 
+def fix(path: str, old: str, new: str, explanation: str = "the fix") -> dict:
+    return {"edits": [{"path": path, "action": "replace", "old": old, "new": new}],
+            "explanation": explanation}
+
+
 PR = {"title": "Apply percentage coupons as percentages",
       "commit_message": "Apply percentage coupons as percentages\n\nSAVE coupons took a flat amount off.",
       "body": "Fixes percentage coupons.\n\nTested with the existing suite."}
