@@ -39,6 +39,8 @@ from pydantic import BaseModel, ConfigDict
 from agent_cli.workspace.errors import EditRejected
 
 _NEAREST_MAX_LINES = 120
+_EXHAUSTIVE_WINDOWS = 300
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 _SUGGEST_MAX_FILES = 20_000
 
 
@@ -363,23 +365,50 @@ def _not_found(path: str, lines: list[str], old_lines: list[str]) -> _Failed:
 
 
 def _nearest_window(lines: list[str], old_lines: list[str]) -> tuple[int, float]:
-    """(start index, similarity) of the window of len(old_lines) lines most like `old`."""
+    """(start index, similarity) of the window of len(old_lines) lines most like `old`.
+
+    Compared as sequences of tokens (words and punctuation), not characters: character
+    difflib on blocks of a few dozen lines takes about half a second per window, and
+    whitespace is already forgiven by the matching tiers."""
     size = min(len(old_lines), len(lines))
-    target = "\n".join(old_lines)
+    line_tokens = [_TOKEN.findall(line) for line in lines]
     matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(target)  # seq2 is the one SequenceMatcher preprocesses: set once
+    old_tokens = _TOKEN.findall("\n".join(old_lines))
+    matcher.set_seq2(old_tokens)  # seq2 is the side SequenceMatcher preprocesses: once
     scored = []
-    for i in range(len(lines) - size + 1):
-        matcher.set_seq1("\n".join(lines[i : i + size]))
+    for i in _candidate_windows(line_tokens, old_tokens, size):
+        matcher.set_seq1([t for tokens in line_tokens[i : i + size] for t in tokens])
         scored.append((matcher.quick_ratio(), i))
     # quick_ratio is an upper bound and cheap; compute the real ratio for the best few.
     best_i, best = 0, -1.0
-    for _, i in sorted(scored, reverse=True)[:25]:
-        matcher.set_seq1("\n".join(lines[i : i + size]))
+    for _, i in sorted(scored, key=lambda s: (-s[0], s[1]))[:25]:
+        matcher.set_seq1([t for tokens in line_tokens[i : i + size] for t in tokens])
         ratio = matcher.ratio()
         if ratio > best or (ratio == best and i < best_i):
             best_i, best = i, ratio
     return best_i, best
+
+
+def _candidate_windows(line_tokens: list[list[str]], old_tokens: list[str], size: int) -> list[int]:
+    """Window starts worth comparing with difflib: all of them in a small file; in a
+    large one, those sharing the most rare tokens with `old`, each token weighted by
+    1 / the number of lines it is on."""
+    count = len(line_tokens) - size + 1
+    if count <= _EXHAUSTIVE_WINDOWS:
+        return list(range(count))
+    wanted = set(old_tokens)
+    shared = [set(tokens) & wanted for tokens in line_tokens]
+    spread: dict[str, int] = {}
+    for tokens in shared:
+        for t in tokens:
+            spread[t] = spread.get(t, 0) + 1
+    per_line = [sum(1 / spread[t] for t in tokens) for tokens in shared]
+    window = sum(per_line[:size])
+    sums = [window]
+    for i in range(size, len(line_tokens)):
+        window += per_line[i] - per_line[i - size]
+        sums.append(window)
+    return sorted(range(count), key=lambda i: -sums[i])[:_EXHAUSTIVE_WINDOWS]
 
 
 def _suggest(root: Path, path: str) -> str:

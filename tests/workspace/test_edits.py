@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,16 @@ def test_not_found_shows_nearest_text_with_line_numbers(root: Path) -> None:
     assert out.nearest == '10 |     def leave(self, name):\n11 |         return "bye, " + name'
     assert out.nearest in str(out.error) and "lines 10-11" in str(out.error)
     assert (root / "pkg" / "greet.py").read_text() == SOURCE
+
+
+def test_nearest_text_in_a_large_file_is_found_quickly(root: Path) -> None:
+    lines = [f"    value_{i} = compute(x, {i})  # note {i % 7}" for i in range(20_000)]
+    (root / "big.py").write_text("\n".join(lines) + "\n")
+    old = "\n".join(line.replace("compute", "calculate") for line in lines[12_000:12_030])
+    start = time.monotonic()
+    [out] = apply_edits(root, [replace("big.py", old, "x = 1\n")])
+    assert time.monotonic() - start < 3
+    assert out.how == "not-found" and "lines 12001-12030" in str(out.error)
 
 
 def test_crlf_file_edited_with_lf_text(root: Path) -> None:
