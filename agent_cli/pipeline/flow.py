@@ -47,6 +47,9 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
         attempts += 1
         changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
         result = run_tests(changes, targets, repo)
+    if not changes.diff.strip():
+        return Stopped(run_status="failed", reason="the tests pass but the change is empty: "
+                       "nothing to commit (was the issue already fixed?)")
     return create_pr(issue, exploration, plan, changes, result, repo)
 
 

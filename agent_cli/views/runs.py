@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 
 from agent_cli.views.common import console, money
@@ -32,6 +31,8 @@ def render_runs(rows: list[dict[str, Any]]) -> None:
 def render_diff(diff: str) -> None:
     out = console()
     if out.is_terminal:
+        from rich.syntax import Syntax
+
         out.print(Syntax(diff, "diff", background_color="default"))
     else:
         sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")

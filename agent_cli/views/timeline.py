@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 
 from agent_cli.views.common import console, money, seconds, tokens
@@ -57,6 +55,8 @@ def render_timeline(t: dict[str, Any]) -> None:
 
 
 def render_step(record: dict[str, Any]) -> None:
+    from rich.syntax import Syntax  # pygments: only for a step's artifact
+
     out = console()
     output = record.get("output")
     name = record.get("name")
@@ -82,6 +82,8 @@ def render_step(record: dict[str, Any]) -> None:
     elif name == "run_tests":
         out.print(_tests(output))
     elif name == "create_pr":
+        from rich.markdown import Markdown  # markdown-it costs 0.1 s: only when shown
+
         out.print(Panel(Markdown(f"# {output['title']}\n\n{output['body']}"),
                         title=f"{output['branch']} @ {output['commit'][:12]}"))
     else:
