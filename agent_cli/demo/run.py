@@ -62,6 +62,7 @@ def run_demo(directory: Path | None) -> int:
     from agent_cli.views.common import console
     from agent_cli.views.outcome import render_outcome
     from agent_cli.views.progress import progress
+    from agent_cli.views.timeline import render_timeline
 
     out = console()
     repo, issue = prepare(directory)
@@ -89,9 +90,15 @@ def run_demo(directory: Path | None) -> int:
                                       on_event=p)
         show(outcome)
     run_id = outcome.run_id
-    out.print("\n[bold]What happened[/]: the first fix forgot to divide by 100, run_tests "
-              "caught it, fix_code repaired it, run_tests-2 passed, and create_pr committed "
-              "the change on its own branch. Your working tree was not touched.")
+    timeline = reports.timeline(service.store_for(repo).get(run_id))
+    out.print(f"\n$ agent inspect {run_id}")
+    render_timeline(timeline)
+    keys = [s["key"] for s in timeline["steps"]]
+    if outcome.status == "succeeded" and "fix_code" in keys:
+        out.print("\n[bold]What happened[/]: the recorded model's first fix forgot to divide by "
+                  "100; run_tests caught it, fix_code repaired it, run_tests-2 passed, and "
+                  "create_pr committed the change on its own branch. Your working tree (and "
+                  "the untracked ISSUE.md in it) was not touched.")
     out.print("\n[bold]Try next[/]:")
     for cmd in (f"cd {repo}",
                 f"agent inspect {run_id}",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent_cli import durable
 from agent_cli.durable.fsio import write_text
-from agent_cli.llm.models import resolve_model
+from agent_cli.llm.models import is_replay, resolve_model
 from agent_cli.llm.pricing import estimate_cost
 from agent_cli.pipeline import context as ctx
 from agent_cli.pipeline.artifacts import (
@@ -86,8 +86,9 @@ def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
     calls = len(draft.changes) + 2
     per_call_in = exploration.tokens + 3_000
     input_tokens, output_tokens = calls * per_call_in, calls * 2_000
-    model = resolve_model(str(setting("model", "sonnet")))
-    cost = estimate_cost(model, input_tokens, output_tokens, dict(setting("prices", {})))  # type: ignore[arg-type]
+    model = str(setting("model", "sonnet"))
+    cost = 0.0 if is_replay(model) else estimate_cost(  # a recording costs nothing
+        resolve_model(model), input_tokens, output_tokens, dict(setting("prices", {})))  # type: ignore[arg-type]
     return Estimate(input_tokens=input_tokens, output_tokens=output_tokens, calls=calls,
                     cost_usd=cost)
 
