@@ -195,8 +195,8 @@ def inspect(
     if record is None:
         keys = ", ".join(r["key"] for r in found.records())
         raise UsageError(f"run {found.id} has no step {step!r}", hint=f"its steps: {keys}")
-    if as_json:
-        return _print_json(record)
+    if as_json:  # the artifact itself; a wait's question and answer
+        return _print_json(record.get("output") if record.get("kind") == "step" else record)
     from agent_cli.views.timeline import render_step
 
     render_step(record)

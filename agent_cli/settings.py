@@ -104,7 +104,8 @@ def load_settings(repo: Path | None, flags: dict[str, Any] | None = None) -> Set
 
 def _read_rc(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as f:  # a stream, so YAML's errors name the file
+            data = yaml.safe_load(f)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"{path} is not valid YAML: {exc}", hint=f"fix or remove {path}"

@@ -49,12 +49,13 @@ def timeline(run: Run) -> dict[str, Any]:
     for rec in run.records():
         totals = by_step.get(rec["key"], {})
         reused = rec.get("reused_from")
+        is_step = rec.get("kind", "step") == "step"
         steps.append({
             "key": rec["key"], "kind": rec.get("kind", "step"), "status": rec.get("status"),
             "seconds": rec.get("seconds"), "model": _model_of(rec) or rec.get("model"),
             "tokens": sum(totals.get(k, 0) for k in KINDS),
             "cost_usd": None if totals.get("unknown_cost") else totals.get("cost_usd", 0.0),
-            "reused_from": reused, "saved_usd": rec.get("cost_usd") if reused else None,
+            "reused_from": reused, "saved_usd": rec.get("cost_usd") if reused and is_step else None,
             "served_calls": served.get(rec["key"], 0), "rerun_reason": rec.get("rerun_reason"),
             "error": (rec.get("error") or {}).get("message"),
             "question": rec.get("question"), "answer": rec.get("answer"),
@@ -101,7 +102,7 @@ def run_cost(run: Run) -> dict[str, Any]:
     saved = 0.0
     reused = []
     for rec in run.records():
-        if rec.get("reused_from"):
+        if rec.get("reused_from") and rec.get("kind", "step") == "step":
             saved += rec.get("cost_usd") or 0.0
             reused.append({"key": rec["key"], "from": rec["reused_from"],
                            "cost_usd": rec.get("cost_usd")})

@@ -15,7 +15,7 @@ def console(stderr: bool = False) -> Console:
     plain = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
     # Not a terminal or NO_COLOR: no colors, no cursor movement, no wrapping surprises.
     return Console(file=stream, no_color=plain, force_terminal=False if plain else None,
-                   highlight=False, soft_wrap=plain, width=120 if plain else None)
+                   highlight=False, width=120 if plain else None)
 
 
 def is_live() -> bool:

@@ -15,6 +15,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from agent_cli.errors import UsageError
 from agent_cli.views.common import console, is_live, money, seconds, tokens
 
 
@@ -41,34 +42,57 @@ class _Line:
 
 
 class PlainProgress:
+    """Plain lines on stderr. They are held back until the service has accepted a
+    model call (or a step finished): when the run turns out to be bad input (a model
+    id the service rejects), it is discarded and only the error is printed."""
+
     def __init__(self) -> None:
         self.lines: dict[str, _Line] = {}
         self.out = console(stderr=True)
+        self.held: list[str] | None = []
 
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        pass
+    def __exit__(self, exc_type: type | None, exc: object, tb: object) -> None:
+        if exc_type is not None and issubclass(exc_type, UsageError):
+            self.held = None
+        self._release()
+
+    def _say(self, text: str) -> None:
+        if self.held is None:
+            self.out.print(text, markup=False, highlight=False)
+        else:
+            self.held.append(text)
+
+    def _release(self) -> None:
+        held, self.held = self.held, None
+        for text in held or []:
+            self.out.print(text, markup=False, highlight=False)
 
     def __call__(self, ev: dict[str, Any]) -> None:
+        if ev["event"] in ("model_call", "step_done", "wait_pending", "run_finished"):
+            self._release()
+        self._plain(ev)
+
+    def _plain(self, ev: dict[str, Any]) -> None:
         kind, key = ev["event"], ev.get("key", "")
         if kind == "step_started":
             self.lines[key] = _Line(key)
             why = f" ({ev['reason']})" if ev.get("reason") else ""
-            self.out.print(f"{key}: started{why}")
+            self._say(f"{key}: started{why}")
         elif kind == "model_call" and key in self.lines:
             self.lines[key].add_call(ev)
         elif kind == "step_reused":
             src = f" from {ev['reused_from']}" if ev.get("reused_from") else ""
-            self.out.print(f"{key}: reused{src}")
+            self._say(f"{key}: reused{src}")
         elif kind in ("step_done", "step_failed") and key in self.lines:
             line = self.lines[key]
             word = "done" if kind == "step_done" else f"failed: {ev.get('error')}"
-            self.out.print(f"{key}: {word} in {seconds(ev.get('seconds') or line.elapsed)}, "
-                           f"{tokens(line.tokens)} tokens, {money(line.cost, line.unknown)}")
+            self._say(f"{key}: {word} in {seconds(ev.get('seconds') or line.elapsed)}, "
+                      f"{tokens(line.tokens)} tokens, {money(line.cost, line.unknown)}")
         elif kind == "wait_answered" and ev.get("answered_by") == "auto":
-            self.out.print(f"{key}: approved automatically (--auto-approve)")
+            self._say(f"{key}: approved automatically (--auto-approve)")
 
 
 class LiveProgress(PlainProgress):
@@ -81,7 +105,9 @@ class LiveProgress(PlainProgress):
         self.live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: object, tb: object) -> None:
+        if exc_type is not None and issubclass(exc_type, UsageError):
+            self.lines.clear()  # bad input after all: show only the error
         self.live.update(self._render())
         self.live.__exit__(None, None, None)
 

@@ -30,14 +30,16 @@ def render_timeline(t: dict[str, Any]) -> None:
     for i, s in enumerate(t["steps"], 1):
         notes = []
         if s["reused_from"]:
-            notes.append(f"reused from {s['reused_from']} (saved {money(s['saved_usd'])})")
+            saved = f" (saved {money(s['saved_usd'])})" if s["saved_usd"] is not None else ""
+            notes.append(f"reused from {s['reused_from']}{saved}")
         if s["served_calls"]:
-            notes.append(f"{s['served_calls']} call(s) from cache/journal")
+            notes.append(f"{s['served_calls']} call(s) served from journal/recording, not paid")
         if s["rerun_reason"]:
             notes.append(f"re-ran: {s['rerun_reason']}")
         if s["kind"] == "wait":
             answer = s.get("answer") or {}
-            notes.append(s.get("question") or "")
+            question = s.get("question") or ""
+            notes.append(question if len(question) <= 60 else question[:57] + "...")
             if answer:
                 notes.append("answer: " + ("yes" if answer.get("approved") else "no"))
         if s["error"]:
