@@ -7,6 +7,8 @@ with its model calls served from the journal, ends in the same place.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from agent_cli import durable
@@ -175,7 +177,19 @@ def test_command(root: Path) -> list[str] | str:
     if detected is None:
         raise testrun.TestCommandNotFound(
             f"no test command found for {root}", hint="set one with --test-cmd or test_cmd in .agentrc")
+    if detected[0] == sys.executable:
+        detected = [project_python(rt().repo), *detected[1:]]
     return detected
+
+
+def project_python(repo: Path) -> str:
+    """The interpreter that has the project's dependencies: its own virtualenv, the
+    active one, or (the demo, or a project without one) the interpreter agent runs on."""
+    for venv in (repo / ".venv", repo / "venv", Path(os.environ.get("VIRTUAL_ENV", "/nonexistent"))):
+        python = venv / "bin" / "python"
+        if python.is_file():
+            return str(python)
+    return sys.executable
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)
