@@ -33,7 +33,7 @@ def render_timeline(t: dict[str, Any]) -> None:
             saved = f" (saved {money(s['saved_usd'])})" if s["saved_usd"] is not None else ""
             notes.append(f"reused from {s['reused_from']}{saved}")
         if s["served_calls"]:
-            notes.append(f"{s['served_calls']} call(s) served from journal/recording, not paid")
+            notes.append(f"{s['served_calls']} call(s) served, $0")
         if s["rerun_reason"]:
             notes.append(f"re-ran: {s['rerun_reason']}")
         if s["kind"] == "wait":

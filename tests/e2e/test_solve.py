@@ -311,3 +311,23 @@ def test_preexisting_failure_on_base_does_not_count_against_the_fix(
     assert result["passed"] is True
     assert result["preexisting_failures"] == ["tests/test_legacy.py::test_legacy_is_broken"]
     assert result["new_failures"] == []
+
+
+def test_ctrl_c_exits_130_and_leaves_an_interrupted_resumable_run(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    script_happy(server)
+    hang = f"{sys.executable} -c \"import time; time.sleep(120)\""
+    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo),
+                             "--auto-approve", "--test-cmd", hang], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((repo / ".agent" / "runs").glob("*/steps/*-run_tests.json")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    run_id = only_run(repo)
+    assert run_json(repo, run_id)["status"] == "interrupted"
+    assert f"agent resume {run_id}" in out
+    assert record(repo, run_id, "run_tests")["status"] == "interrupted"
