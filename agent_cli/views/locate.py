@@ -36,9 +36,7 @@ def render_locate(result: LocateResult) -> None:
         reasons = f.reasons[:_MAX_REASONS]
         more = len(f.reasons) - len(reasons)
         why = "\n".join(reasons) + (f"\n(+{more} more)" if more > 0 else "")
-        symbols = "\n".join(
-            f"{s.name} L{s.line}-{s.end_line}" for s in f.symbols[:_MAX_SYMBOLS]
-        )
+        symbols = "\n".join(f"{s.name} L{s.line}-{s.end_line}" for s in f.symbols[:_MAX_SYMBOLS])
         table.add_row(str(rank), f.path, f"{f.score:.2f}", why, symbols)
     console.print(table)
     if result.symbols:

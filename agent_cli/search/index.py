@@ -1,0 +1,480 @@
+"""The repository index: one per commit, assembled from one entry per blob.
+
+Layout in `<repo>/.agent/cache/index` (a JSON-only diskcache, see agent_cli.cache):
+
+- `file:<V>:<blob>:<ext>` -> core facts of one file content: symbols with spans,
+  raw imports, term frequencies, length. Keyed by the blob id, so a file that did not
+  change between two commits is never parsed twice, whatever its path.
+- `detail:<V>:<blob>:<ext>` -> per-symbol term frequencies. Only read for the few
+  files that rank high, so it stays out of the commit entry.
+- `commit:<V>:<sha>` -> everything ranking needs at once: paths, kinds, lengths,
+  symbols, the import graph resolved to file numbers, and an inverted index
+  (term -> flat [file, tf, file, tf, ...]) for BM25. A warm `agent locate` is one
+  read of this entry.
+- `stats` -> build counters (`commits_built`, `files_parsed`), so a caller (and the
+  tests) can see whether a call built anything.
+
+A new commit costs one `git ls-tree`, a `cat-file --batch` of the blobs not seen
+before, parsing those, and re-assembling the commit entry from the cached file
+entries. Parsing a large cold tree is spread over worker processes.
+
+Files indexed: tracked regular files under 1 MB, not binary (NUL in the first 8 KB),
+not in vendored trees, with a source, config or documentation extension. Data files
+(.csv, .dat, .fits...) stay out: they are not where an issue is fixed and their
+vocabulary drowns BM25.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from agent_cli.search import gitrepo
+from agent_cli.search.symbols import analyze
+from agent_cli.search.tokens import words
+
+INDEX_VERSION = 3
+MAX_BYTES = 1_000_000
+_PARALLEL_MIN_FILES = 200
+
+VENDORED = words(
+    """
+    vendor vendored _vendor vendors third_party thirdparty third-party node_modules
+    bower_components extern externals site-packages .git .agent
+    """
+)
+_DOC_EXT = words("md rst txt adoc")
+_CONFIG_EXT = words("cfg toml ini yaml yml json")
+_CODE_EXT = words(
+    """
+    py pyi pyx pxd js jsx mjs cjs ts tsx go rs rb java kt scala c h cc cpp cxx hpp hh cs
+    swift php lua sh bash r jl m mm sql pl ex exs html css scss jinja j2
+    """
+)
+_BARE_NAMES = words("Makefile Dockerfile CMakeLists.txt setup.cfg tox.ini pyproject.toml")
+_TEST_DIRS = words("test tests testing __tests__ spec specs")
+# Code that documents, demonstrates or measures the project rather than being it.
+_AUX_DIRS = words("doc docs example examples demo demos benchmark benchmarks asv_bench")
+# jquery-3.5.1.js, underscore-1.13.1.min.js: a bundled copy of someone else's library.
+_BUNDLE = re.compile(r"[-.]v?\d+\.\d+(?:\.\d+)?(?:\.min)?\.(?:js|css)$")
+_TEST_FILE = re.compile(r"^(test_.*|.*_tests?\.[^.]+|conftest\.py|.*\.(test|spec)\.[jt]sx?)$")
+
+
+def file_kind(path: str) -> str | None:
+    """`code`, `test`, `aux` (code under doc/, examples/...), `doc` or `config` for
+    files we index; None for the rest. Cheap: the ranker recomputes it per query."""
+    parts = path.split("/")
+    name = parts[-1]
+    if any(p in VENDORED for p in parts[:-1]) or name.endswith((".min.js", ".min.css")):
+        return None
+    if _BUNDLE.search(name):
+        return None
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext in _CODE_EXT:
+        if _TEST_FILE.match(name) or any(p in _TEST_DIRS for p in parts[:-1]):
+            return "test"
+        if any(p in _AUX_DIRS for p in parts[:-1]):
+            return "aux"
+        return "code"
+    if name in _BARE_NAMES or ext in _CONFIG_EXT:
+        return "config"
+    if ext in _DOC_EXT or name.upper().startswith(("README", "CHANGES", "CHANGELOG")):
+        return "doc"
+    return None
+
+
+@dataclass
+class BuildStats:
+    """What one `load_index` call did: reuse or build, and how much it parsed."""
+
+    commit_cached: bool
+    files_parsed: int
+    files_reused: int
+    commits_built_total: int = 0
+    files_parsed_total: int = 0
+
+
+def _ints(packed: str) -> list[int]:
+    return [int(x) for x in packed.split(",")] if packed else []
+
+
+POSTING_BUCKETS = 512
+
+
+def bucket_of(term: str) -> int:
+    # crc32, not hash(): the bucket must be the same in every process.
+    return zlib.crc32(term.encode()) % POSTING_BUCKETS
+
+
+def _find_posting(bucket: str, term: str) -> str:
+    """Term `term`'s postings inside a bucket string ";term:f,tf,...;term2:...".
+
+    A substring search in C over a few KB beats decoding tens of thousands of dict
+    entries of which a query needs a few hundred."""
+    start = bucket.find(";" + term + ":")
+    if start < 0:
+        return ""
+    start += len(term) + 2
+    end = bucket.find(";", start)
+    return bucket[start : end if end >= 0 else len(bucket)]
+
+
+def _pack(values: list[int]) -> str:
+    return ",".join(map(str, values))
+
+
+# What the commit entry holds, in this order; RepoIndex's other fields are derived.
+_STORED = (
+    "commit",
+    "paths",
+    "blobs",
+    "lens",
+    "packed_symbols",
+    "packed_imports",
+    "packed_importers",
+    "packed_postings",
+    "packed_defs",
+)
+
+
+@dataclass
+class RepoIndex:
+    """One commit's index, as loaded from the cache.
+
+    Bulky parts stay packed in strings (postings as "file,tf,file,tf", symbol tables as
+    tab-separated lines) and are unpacked on first use: a query touches a few hundred
+    terms and a few dozen files out of thousands, and JSON-decoding one string is far
+    cheaper than decoding the lists it stands for. This is what keeps a warm locate on
+    a 1,500-file tree within a few tens of milliseconds.
+    """
+
+    commit: str
+    paths: list[str]
+    blobs: list[str]
+    lens: list[int]
+    packed_symbols: list[str]
+    """per file: one "qualified name\tkind\tline\tend_line" line per symbol"""
+    packed_imports: list[str]
+    packed_importers: list[str]
+    packed_postings: dict[str, str]
+    """term -> "file,tf,file,tf,..." over the whole tree"""
+    packed_defs: dict[str, str]
+    """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings)"""
+    stats: BuildStats | None = field(default=None, compare=False)
+    _symbols: dict[int, list[list[Any]]] = field(default_factory=dict, repr=False)
+    _postings: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": INDEX_VERSION, **{k: getattr(self, k) for k in _STORED}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RepoIndex:
+        return cls(**{k: data[k] for k in _STORED})
+
+    def symbols(self, f: int) -> list[list[Any]]:
+        """[qualified name, kind, line, end_line] rows of file `f`, in file order."""
+        rows = self._symbols.get(f)
+        if rows is None:
+            rows = []
+            for line in self.packed_symbols[f].split("|") if self.packed_symbols[f] else ():
+                name, kind, start, end = line.split(",")
+                rows.append([name, kind, int(start), int(end)])
+            self._symbols[f] = rows
+        return rows
+
+    def postings(self, term: str) -> list[int]:
+        post = self._postings.get(term)
+        if post is None:
+            bucket = self.packed_postings[bucket_of(term)]
+            post = self._postings[term] = _ints(_find_posting(bucket, term))
+        return post
+
+    def definitions(self, ident: str) -> dict[str, list[tuple[int, int]]]:
+        """Exact spellings of leaf symbol names equal to `ident` ignoring case ->
+        their definitions as (file, symbol index)."""
+        packed = self.packed_defs.get(ident.lower())
+        out: dict[str, list[tuple[int, int]]] = {}
+        for group in packed.split(";") if packed else ():
+            name, _, refs = group.partition("|")
+            nums = _ints(refs)
+            out[name] = list(zip(nums[::2], nums[1::2], strict=True))
+        return out
+
+    def imports(self, f: int) -> list[int]:
+        return _ints(self.packed_imports[f])
+
+    def imported_by(self, f: int) -> list[int]:
+        return _ints(self.packed_importers[f])
+
+    @cached_property
+    def kinds(self) -> list[str]:
+        """File kinds, from the paths (None: a file this version would not index)."""
+        return [file_kind(p) or "skip" for p in self.paths]
+
+    @cached_property
+    def path_ids(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.paths)}
+
+    @cached_property
+    def modules(self) -> dict[str, int]:
+        """Dotted module name -> file, for Python files (see `module_map`)."""
+        return module_map(self.paths)
+
+    @cached_property
+    def avg_len(self) -> float:
+        return (sum(self.lens) / len(self.lens)) if self.lens else 1.0
+
+    @cached_property
+    def basenames(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(self.paths):
+            out[p.rsplit("/", 1)[-1]].append(i)
+        return out
+
+
+def module_map(paths: list[str]) -> dict[str, int]:
+    """Dotted module names of the Python files.
+
+    A file's canonical name starts at its top-level package, the highest directory
+    of an unbroken chain of `__init__.py` above it (`src/_pytest/config/__init__.py`
+    is `_pytest.config`). The full path as dotted name is registered too, for trees
+    that import through namespace packages or from the repository root.
+    """
+    py = [p for p in paths if p.endswith((".py", ".pyi", ".pyx"))]
+    packages = {p.rsplit("/", 1)[0] for p in py if p.rsplit("/", 1)[-1] == "__init__.py"}
+    out: dict[str, int] = {}
+    ids = {p: i for i, p in enumerate(paths)}
+    for p in py:
+        parts = p.rsplit(".", 1)[0].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            if not parts:
+                continue
+        dirs = p.split("/")[:-1]
+        start = len(dirs)
+        while start > 0 and "/".join(dirs[:start]) in packages:
+            start -= 1
+        canonical = ".".join(parts[start:])
+        full = ".".join(parts)
+        # .py wins over a .pyi/.pyx of the same module; canonical beats a full alias.
+        for name in (canonical, full):
+            if name and (name not in out or paths[out[name]].endswith((".pyi", ".pyx"))):
+                out[name] = ids[p]
+    return out
+
+
+def _resolve_imports(paths: list[str], raw: list[list[list[Any]]]) -> list[list[int]]:
+    modules = module_map(paths)
+    inverse: dict[int, str] = {}
+    for name, i in modules.items():
+        # The canonical (shorter, package-rooted) name is what relative imports count from.
+        if i not in inverse or len(name) < len(inverse[i]):
+            inverse[i] = name
+    out: list[list[int]] = []
+    for i, imports in enumerate(raw):
+        found: set[int] = set()
+        me = inverse.get(i, "")
+        is_pkg = paths[i].endswith("/__init__.py")
+        package = me.split(".") if is_pkg else me.split(".")[:-1]
+        for module, level, names in imports:
+            if level:
+                base = package[: len(package) - (level - 1)] if level - 1 <= len(package) else []
+                full = ".".join([*base, *([module] if module else [])])
+            else:
+                full = module
+            hit = False
+            for name in names:
+                target = modules.get(f"{full}.{name}" if full else name)
+                if target is not None:
+                    found.add(target)
+                    hit = True
+            if full and (not hit or names):
+                # `from pkg import name` depends on pkg/__init__ as well as on a
+                # submodule `name`; `import a.b.c` on a/b/c.
+                target = modules.get(full)
+                while target is None and "." in full and not level:
+                    full = full.rsplit(".", 1)[0]  # `import a.b.func`: the module is a.b
+                    target = modules.get(full)
+                if target is not None:
+                    found.add(target)
+        found.discard(i)
+        out.append(sorted(found))
+    return out
+
+
+def _is_binary(data: bytes) -> bool:
+    return b"\0" in data[:8192]
+
+
+def _analyze_one(item: tuple[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    path, text = item
+    return analyze(path, text, exact=file_kind(path) != "test")
+
+
+def _analyze_many(items: list[tuple[str, str]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    workers = min(os.cpu_count() or 1, 8)
+    if len(items) < _PARALLEL_MIN_FILES or workers < 2:
+        return [_analyze_one(item) for item in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        # fork, not spawn: spawn would re-import `python -m agent_cli`'s __main__ in each
+        # worker, and the workers only run pure functions of their arguments.
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:
+        return [_analyze_one(item) for item in items]
+    # Largest first, so one huge file does not finish alone at the end.
+    order = sorted(range(len(items)), key=lambda k: -len(items[k][1]))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        done = list(pool.map(_analyze_one, [items[k] for k in order], chunksize=8))
+    out: list[Any] = [None] * len(items)
+    for k, res in zip(order, done, strict=True):
+        out[k] = res
+    return out
+
+
+def _file_key(blob: str, path: str) -> str:
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return f"file:{INDEX_VERSION}:{blob}:{ext}"
+
+
+def detail_key(blob: str, path: str) -> str:
+    return "detail:" + _file_key(blob, path).split(":", 1)[1]
+
+
+def commit_key(commit: str) -> str:
+    return f"commit:{INDEX_VERSION}:{commit}"
+
+
+def load_index(repo: Path, cache: Any, commit: str) -> RepoIndex:
+    """The index of `commit`, from the cache or built (incrementally) and cached."""
+    data = cache.get(commit_key(commit))
+    if data is not None and data.get("v") == INDEX_VERSION:
+        index = RepoIndex.from_json(data)
+        index.stats = BuildStats(True, 0, len(index.paths), **_totals(cache))
+        return index
+
+    entries = [
+        e for e in gitrepo.ls_tree(repo, commit) if e.size <= MAX_BYTES and file_kind(e.path)
+    ]
+    cores: dict[str, dict[str, Any]] = {}
+    missing: list[gitrepo.TreeEntry] = []
+    for e in entries:
+        core = cache.get(_file_key(e.blob, e.path))
+        if core is None:
+            missing.append(e)
+        else:
+            cores[e.path] = core
+    contents = gitrepo.read_blobs(repo, sorted({e.blob for e in missing}))
+    todo: list[tuple[gitrepo.TreeEntry, str]] = []
+    for e in missing:
+        data_bytes = contents.get(e.blob)
+        if data_bytes is None or _is_binary(data_bytes):
+            continue
+        todo.append((e, data_bytes.decode("utf-8", errors="replace")))
+    results = _analyze_many([(e.path, text) for e, text in todo])
+    with cache.transact():
+        for (e, _), (core, detail) in zip(todo, results, strict=True):
+            cache.set(_file_key(e.blob, e.path), core)
+            cache.set(detail_key(e.blob, e.path), detail)
+            cores[e.path] = core
+
+    index = _assemble(commit, [e for e in entries if e.path in cores], cores)
+    with cache.transact():
+        cache.set(commit_key(commit), index.to_json())
+        totals = _totals(cache)
+        totals["commits_built_total"] += 1
+        totals["files_parsed_total"] += len(todo)
+        cache.set(
+            "stats",
+            {
+                "commits_built": totals["commits_built_total"],
+                "files_parsed": totals["files_parsed_total"],
+            },
+        )
+    index.stats = BuildStats(False, len(todo), len(index.paths) - len(todo), **totals)
+    return index
+
+
+def _totals(cache: Any) -> dict[str, int]:
+    stats = cache.get("stats") or {}
+    return {
+        "commits_built_total": int(stats.get("commits_built", 0)),
+        "files_parsed_total": int(stats.get("files_parsed", 0)),
+    }
+
+
+def _assemble(
+    commit: str, entries: list[gitrepo.TreeEntry], cores: dict[str, dict[str, Any]]
+) -> RepoIndex:
+    paths = [e.path for e in entries]
+    postings: dict[str, list[int]] = defaultdict(list)
+    defs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    packed_symbols = []
+    for i, p in enumerate(paths):
+        core = cores[p]
+        for term, tf in core["tf"].items():
+            lst = postings[term]
+            lst.append(i)
+            lst.append(tf)
+        for s, (name, *_rest) in enumerate(core["symbols"]):
+            leaf = name[name.rfind(".") + 1 :]
+            refs = defs[leaf.lower()][leaf]
+            refs.append(i)
+            refs.append(s)
+        packed_symbols.append("|".join(",".join(map(str, row)) for row in core["symbols"]))
+    imports = _resolve_imports(paths, [cores[p]["imports"] for p in paths])
+    importers: list[list[int]] = [[] for _ in paths]
+    for i, deps in enumerate(imports):
+        for j in deps:
+            importers[j].append(i)
+    return RepoIndex(
+        commit=commit,
+        paths=paths,
+        blobs=[e.blob for e in entries],
+        lens=[cores[p]["len"] for p in paths],
+        packed_symbols=packed_symbols,
+        packed_imports=[_pack(deps) for deps in imports],
+        packed_importers=[_pack(deps) for deps in importers],
+        packed_postings=_bucket_postings(postings),
+        packed_defs={
+            low: ";".join(f"{name}|{_pack(refs)}" for name, refs in spellings.items())
+            for low, spellings in defs.items()
+        },
+    )
+
+
+def _bucket_postings(postings: dict[str, list[int]]) -> list[str]:
+    buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
+    for term, lst in postings.items():
+        buckets[bucket_of(term)].append(f";{term}:{_pack(lst)}")
+    return ["".join(b) for b in buckets]
+
+
+def load_details(cache: Any, index: RepoIndex, files: list[int]) -> dict[int, Detail]:
+    """Per-symbol postings of `files` (missing entries, e.g. evicted, are left out)."""
+    out: dict[int, Detail] = {}
+    for f in files:
+        data = cache.get(detail_key(index.blobs[f], index.paths[f]))
+        if data is not None:
+            out[f] = Detail(data["lens"], data["post"])
+    return out
+
+
+@dataclass
+class Detail:
+    """Symbol-level postings of one file: which of its symbols use a term, how often."""
+
+    lens: list[int]
+    packed: dict[str, str]
+    """term -> "symbol,tf,symbol,tf" within this file"""
+
+    def postings(self, term: str) -> list[int]:
+        return _ints(self.packed.get(term, ""))

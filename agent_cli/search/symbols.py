@@ -1,0 +1,281 @@
+"""What one file defines and imports, and the token bag of each definition.
+
+Python goes through `ast`: classes, functions and methods (nested classes too, as
+`Outer.Inner.method`) with exact line spans, and every `import` anywhere in the file
+(function-local imports are real dependencies too). Functions nested in functions
+are not symbols of their own: a patch to one is a patch to its outer function, and
+that is the name a reader looks for.
+
+Other languages, and Python that does not parse (Python 2 files in old trees), go
+through a line-regex fallback: definition keywords of the common languages, nesting
+and span ends from indentation. It is approximate and says so only by being
+regex-shaped; tree-sitter would be better and is deliberately not a dependency.
+
+Each symbol also gets the bag of tokens on the lines it owns (its body minus the
+bodies of nested symbols), so the ranker can score symbols inside a top file without
+re-reading it. Decorator lines belong to the symbol they decorate.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from typing import Any
+
+from agent_cli.search.tokens import IDENT, ident_tokens
+
+# symbol: [qualified name, kind, line, end_line]
+SymbolRow = list[Any]
+
+
+def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(core, detail) JSON entries for one file.
+
+    `exact=False` skips `ast` for Python and uses the regex fallback: the index does
+    that for test files, which are half of a typical tree and rarely the answer, to
+    halve the cold build.
+
+    core: `lang`, `symbols`, `imports` ([module, level, [names]] for Python), `tf`
+    (term frequencies of the whole file) and `len` (token count). detail: `lens`
+    (token count per symbol) and `post`, per-symbol postings of each term.
+    """
+    lines = text.splitlines()
+    lang = language(path)
+    symbols: list[SymbolRow] = []
+    starts: list[int] = []
+    imports: list[list[Any]] = []
+    parsed = False
+    if lang == "python" and exact:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if tree is not None:
+            _py_symbols(tree.body, "", False, symbols, starts)
+            imports = _py_imports(tree)
+            parsed = True
+    if not parsed:
+        symbols, starts = _regex_symbols(lines, lang)
+        if lang in ("python", "cython"):
+            imports = _regex_imports(text)
+
+    # Each line belongs to the innermost symbol whose span holds it (-1: module level).
+    # Spans come in document order with parents before children, so a later (inner)
+    # span simply overwrites its parent's claim.
+    owner = [-1] * (len(lines) + 1)
+    for i, (_, _, _, end) in enumerate(symbols):
+        for ln in range(starts[i], min(end, len(lines)) + 1):
+            owner[ln] = i
+    # Count raw identifiers per run of lines with one owner (Counter over findall runs
+    # in C), then expand each distinct identifier into tokens once: identifiers repeat
+    # a lot, so this is several times faster than tokenizing line by line.
+    sym_tf: list[Counter[str]] = [Counter() for _ in symbols]
+    module_tf: Counter[str] = Counter()
+    run_start = 1
+    for ln in range(2, len(lines) + 2):
+        if ln <= len(lines) and owner[ln] == owner[run_start]:
+            continue
+        o = owner[run_start]
+        target = sym_tf[o] if o >= 0 else module_tf
+        chunk = "\n".join(lines[run_start - 1 : ln - 1])
+        for ident, count in Counter(IDENT.findall(chunk)).items():
+            for tok in ident_tokens(ident):
+                target[tok] += count
+        run_start = ln
+    tf = module_tf.copy()
+    for c in sym_tf:
+        tf.update(c)
+    core = {
+        "lang": lang,
+        "symbols": symbols,
+        "imports": imports,
+        "tf": dict(tf),
+        "len": sum(tf.values()),
+    }
+    # Inverted per file (term -> "symbol,tf,...") so a query decodes only its own terms.
+    post: dict[str, list[str]] = {}
+    for s, counts in enumerate(sym_tf):
+        for term, n in counts.items():
+            post.setdefault(term, []).extend((str(s), str(n)))
+    detail = {
+        "lens": [sum(c.values()) for c in sym_tf],
+        "post": {term: ",".join(v) for term, v in post.items()},
+    }
+    return core, detail
+
+
+_LANGS = {
+    "py": "python", "pyi": "python", "pyx": "cython", "pxd": "cython",
+    "js": "javascript", "jsx": "javascript", "mjs": "javascript", "cjs": "javascript",
+    "ts": "typescript", "tsx": "typescript", "go": "go", "rs": "rust", "rb": "ruby",
+    "java": "java", "kt": "kotlin", "scala": "scala", "c": "c", "h": "c", "cc": "cpp",
+    "cpp": "cpp", "cxx": "cpp", "hpp": "cpp", "hh": "cpp", "cs": "csharp", "swift": "swift",
+    "php": "php", "lua": "lua", "sh": "shell", "bash": "shell", "r": "r", "jl": "julia",
+    "m": "objc", "mm": "objc", "sql": "sql", "pl": "perl", "ex": "elixir", "exs": "elixir",
+}  # fmt: skip
+
+
+def language(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _LANGS.get(ext, "text")
+
+
+def _py_symbols(
+    body: list[ast.stmt], prefix: str, in_class: bool, out: list[SymbolRow], starts: list[int]
+) -> None:
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = prefix + node.name
+            is_class = isinstance(node, ast.ClassDef)
+            kind = "class" if is_class else ("method" if in_class else "function")
+            end = node.end_lineno or node.lineno
+            out.append([name, kind, node.lineno, end])
+            starts.append(min([node.lineno, *(d.lineno for d in node.decorator_list)]))
+            if is_class:
+                _py_symbols(node.body, name + ".", True, out, starts)
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.While)):
+            # Conditional definitions (`if PY3: def f(): ...`, `try: ... except: ...`) are
+            # still definitions of this scope.
+            for field in ("body", "orelse", "finalbody"):
+                _py_symbols(getattr(node, field, []), prefix, in_class, out, starts)
+            for handler in getattr(node, "handlers", []):
+                _py_symbols(handler.body, prefix, in_class, out, starts)
+        elif hasattr(ast, "TryStar") and isinstance(node, ast.TryStar):
+            _py_symbols(node.body, prefix, in_class, out, starts)
+
+
+def _py_imports(tree: ast.Module) -> list[list[Any]]:
+    # Statements only: imports are statements, and skipping the expression nodes makes
+    # this ~10x cheaper than ast.walk.
+    seen: set[tuple[str, int, tuple[str, ...]]] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                seen.add((alias.name, 0, ()))
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(a.name for a in node.names if a.name != "*")
+            seen.add((node.module or "", node.level, names))
+        else:
+            for attr in ("body", "orelse", "finalbody", "handlers", "cases"):
+                children = getattr(node, attr, None)
+                if isinstance(children, list):
+                    stack.extend(children)
+    return [[m, lvl, list(names)] for m, lvl, names in sorted(seen)]
+
+
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE
+)
+_IMPORT = re.compile(
+    r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)",
+    re.MULTILINE,
+)
+
+
+def _regex_imports(text: str) -> list[list[Any]]:
+    seen: set[tuple[str, int, tuple[str, ...]]] = set()
+    for m in _FROM_IMPORT.finditer(text):
+        names = []
+        for part in m.group(3).strip("()").split(","):
+            name = part.split("#", 1)[0].strip().split(" as ")[0].strip()
+            if name.isidentifier():
+                names.append(name)
+        seen.add((m.group(2), len(m.group(1)), tuple(names)))
+    for m in _IMPORT.finditer(text):
+        for part in m.group(1).split(","):
+            seen.add((part.strip().split(" as ")[0].strip(), 0, ()))
+    return [[m, lvl, list(names)] for m, lvl, names in sorted(seen)]
+
+
+# Definition patterns of the fallback: (regex, kind). Group 1 is the name. Patterns
+# are tried in order per line; the first match wins.
+_COMMON = [
+    (
+        re.compile(r"^\s*(?:export\s+)?(?:default\s+)?(?:abstract\s+)?class\s+([A-Za-z_]\w*)"),
+        "class",
+    ),
+]
+_FALLBACK: dict[str, list[tuple[re.Pattern[str], str]]] = {
+    "python": [
+        (re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)"), "function"),
+        (re.compile(r"^\s*class\s+([A-Za-z_]\w*)"), "class"),
+    ],
+    "cython": [
+        (re.compile(r"^\s*(?:async\s+)?c?p?def\s+(?:[\w\[\]\*\.]+\s+)*?([A-Za-z_]\w*)\s*\("), "function"),
+        (re.compile(r"^\s*(?:cdef\s+)?class\s+([A-Za-z_]\w*)"), "class"),
+    ],
+    "javascript": [
+        *_COMMON,
+        (re.compile(r"^\s*(?:export\s+)?(?:default\s+)?(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)"), "function"),
+        (re.compile(r"^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?(?:function\b|\([^)]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)"), "function"),
+        (re.compile(r"^\s+(?:static\s+)?(?:async\s+)?(?:get\s+|set\s+)?([A-Za-z_$][\w$]*)\s*\([^)]*\)\s*\{"), "method"),
+    ],
+    "go": [
+        (re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)"), "function"),
+        (re.compile(r"^type\s+([A-Za-z_]\w*)\s+(?:struct|interface)"), "class"),
+    ],
+    "rust": [
+        (re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+([A-Za-z_]\w*)"), "function"),
+        (re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:struct|enum|trait|union)\s+([A-Za-z_]\w*)"), "class"),
+        (re.compile(r"^\s*impl(?:<[^>]*>)?\s+(?:[\w:<>]+\s+for\s+)?([A-Za-z_]\w*)"), "class"),
+    ],
+    "ruby": [
+        (re.compile(r"^\s*def\s+(?:self\.)?([A-Za-z_]\w*[?!=]?)"), "function"),
+        (re.compile(r"^\s*(?:class|module)\s+([A-Z]\w*)"), "class"),
+    ],
+    "c": [
+        (re.compile(r"^(?:struct|union|enum)\s+([A-Za-z_]\w*)\s*\{"), "class"),
+        (re.compile(r"^(?!(?:if|for|while|switch|return|else)\b)[A-Za-z_][\w\s\*]*?\b([A-Za-z_]\w*)\s*\([^;]*$"), "function"),
+    ],
+}  # fmt: skip
+_FALLBACK["typescript"] = _FALLBACK["javascript"]
+_FALLBACK["cpp"] = [
+    (re.compile(r"^\s*(?:class|struct|namespace)\s+([A-Za-z_]\w*)"), "class"),
+    *_FALLBACK["c"],
+]
+_GENERIC = [
+    *_COMMON,
+    (re.compile(r"^\s*(?:(?:public|private|protected|internal|static|final|override|open|suspend|inline)\s+)*(?:def|fun|func|function|fn|sub)\s+([A-Za-z_]\w*)"), "function"),
+    (re.compile(r"^\s*(?:(?:public|private|protected|internal|static|final|abstract|sealed|data|open)\s+)*(?:class|interface|struct|enum|trait|object|module|record)\s+([A-Za-z_]\w*)"), "class"),
+]  # fmt: skip
+
+
+def _regex_symbols(lines: list[str], lang: str) -> tuple[list[SymbolRow], list[int]]:
+    if lang == "text":
+        return [], []
+    patterns = _FALLBACK.get(lang, _GENERIC)
+    found: list[tuple[int, int, str, str]] = []  # (line, indent, name, kind)
+    for ln, line in enumerate(lines, start=1):
+        stripped = line.lstrip()
+        if not stripped or stripped[0] in "#/*":
+            continue
+        for pattern, kind in patterns:
+            m = pattern.match(line)
+            if m:
+                found.append((ln, len(line) - len(stripped), m.group(1), kind))
+                break
+    out: list[SymbolRow] = []
+    stack: list[tuple[int, str, str]] = []  # (indent, qualified name, kind) of open scopes
+    for i, (ln, indent, name, kind) in enumerate(found):
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        if parent and parent[2] in ("function", "method") and lang in ("python", "cython"):
+            continue  # a nested def is part of its outer function, as with ast
+        if kind == "function" and parent and parent[2] == "class":
+            kind = "method"
+        qual = f"{parent[1]}.{name}" if parent and parent[2] == "class" else name
+        end = len(lines)
+        for ln2, indent2, _, _ in found[i + 1 :]:
+            if indent2 <= indent:
+                end = ln2 - 1
+                break
+        while end > ln and not lines[end - 1].strip():
+            end -= 1
+        out.append([qual, kind, ln, end])
+        stack.append((indent, qual, kind))
+    return out, [row[2] for row in out]

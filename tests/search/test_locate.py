@@ -1,0 +1,226 @@
+"""Ranking and caching of agent_cli.search on a real, tiny git repository."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sqlite3
+import zlib
+from pathlib import Path
+
+import pytest
+
+from agent_cli.cache import CacheCorrupt, open_cache
+from agent_cli.errors import UsageError
+from agent_cli.search import LocateResult, locate_issue, locate_text
+from agent_cli.search.index import commit_key
+from agent_cli.search.issue import parse_issue
+from agent_cli.search.tokens import ident_tokens
+from tests.search.conftest import git, write
+
+
+def paths(result: LocateResult) -> list[str]:
+    return [f.path for f in result.files]
+
+
+def build_stats(repo: Path) -> dict:
+    cache = open_cache(repo / ".agent", "index")
+    try:
+        return cache.get("stats")
+    finally:
+        cache.close()
+
+
+def test_traceback_frame_ranks_its_file_first(repo: Path) -> None:
+    issue = """Store.flush crashes on an empty batch
+
+Traceback (most recent call last):
+  File "/home/me/app.py", line 3, in <module>
+    client.send(req)
+  File "/usr/lib/python3.11/site-packages/pkg/client.py", line 11, in send
+    return storage.Store().flush(headers)
+  File "/usr/lib/python3.11/site-packages/pkg/storage.py", line 8, in flush
+    return total / len(rows)
+ZeroDivisionError: division by zero
+"""
+    result = locate_text(issue, repo=repo)
+    assert paths(result)[0] == "pkg/storage.py"
+    top = result.files[0]
+    assert any("traceback frame line 8" in r for r in top.reasons)
+    assert top.symbols[0].name == "Store.flush"
+    assert (top.symbols[0].line, top.symbols[0].end_line) == (5, 8)
+    # the outer frame's file is still near the top
+    assert "pkg/client.py" in paths(result)[:3]
+
+
+def test_identifier_naming_a_method(repo: Path) -> None:
+    result = locate_text(
+        "HeaderParser.split_fields keeps whitespace-only fields\n\n"
+        "`split_fields('a; ;b')` returns `['a', '', 'b']`; blank fields should be dropped.",
+        repo=repo,
+    )
+    assert paths(result)[0] == "pkg/parser.py"
+    assert any("HeaderParser.split_fields" in r for r in result.files[0].reasons)
+    best = result.symbols[0]
+    assert (best.path, best.name, best.kind) == (
+        "pkg/parser.py",
+        "HeaderParser.split_fields",
+        "method",
+    )
+    assert (best.line, best.end_line) == (14, 16)
+
+
+def test_dotted_module_path(repo: Path) -> None:
+    result = locate_text(
+        "Whitespace helper mangles tabs\n\nSomething in pkg.util.strings turns tabs into spaces.",
+        repo=repo,
+    )
+    assert paths(result)[0] == "pkg/util/strings.py"
+    assert any("module `pkg.util.strings`" in r for r in result.files[0].reasons)
+
+
+def test_test_file_ranks_first_only_when_the_issue_is_about_tests(repo: Path) -> None:
+    about_code = locate_text(
+        "parse_header drops the value after a second colon\n\n"
+        "`parse_header('a: b: c')` should keep `b: c`.",
+        repo=repo,
+    )
+    assert paths(about_code)[0] == "pkg/parser.py"
+    assert "tests/test_parser.py" in paths(about_code)
+    assert any("test file (down-weighted)" in r for f in about_code.files for r in f.reasons)
+
+    about_tests = locate_text(
+        "test_parse_header_empty is flaky\n\nThe test for parse_header fails on CI; fix the test.",
+        repo=repo,
+    )
+    assert paths(about_tests)[0] == "tests/test_parser.py"
+
+
+def test_imports_and_importers_are_reported(repo: Path) -> None:
+    result = locate_text("parse_header mishandles tabs", repo=repo)
+    parser = next(f for f in result.files if f.path == "pkg/parser.py")
+    assert "pkg/client.py" in parser.imported_by
+    client = locate_text("Client.retry_budget is off by one", repo=repo).files[0]
+    assert client.path == "pkg/client.py"
+    assert set(client.imports) >= {"pkg/parser.py", "pkg/storage.py"}
+
+
+def test_top_limits_files_and_json_shape(repo: Path) -> None:
+    result = locate_text("parse headers and send requests", repo=repo, top=2)
+    assert len(result.files) == 2
+    data = result.model_dump(mode="json")
+    json.dumps(data)
+    assert set(data) == {"files", "symbols", "seconds", "commit"}
+    assert {"path", "score", "reasons", "symbols", "imports", "imported_by"} <= set(
+        data["files"][0]
+    )
+    assert result.commit == git(repo, "rev-parse", "HEAD")
+
+
+def test_extra_terms_steer_the_ranking(repo: Path) -> None:
+    vague = "Something is wrong with the output"
+    assert paths(locate_text(vague, repo=repo, extra_terms=["collapse_blank_lines"]))[0] == (
+        "pkg/util/strings.py"
+    )
+
+
+def test_second_call_reuses_the_index_and_a_new_commit_rebuilds_changed_files(repo: Path) -> None:
+    locate_text("parse_header", repo=repo)
+    first = build_stats(repo)
+    assert first["commits_built"] == 1
+    parsed_first = first["files_parsed"]
+    assert parsed_first >= 7
+
+    locate_text("Client.send", repo=repo)
+    assert build_stats(repo) == first  # same commit: nothing built, nothing parsed
+
+    write(repo, "pkg/storage.py", "class Store:\n    def compact_rows(self):\n        return []\n")
+    git(repo, "commit", "-q", "-am", "compact")
+    result = locate_text("Store.compact_rows returns nothing", repo=repo)
+    second = build_stats(repo)
+    assert second["commits_built"] == 2
+    assert second["files_parsed"] == parsed_first + 1  # only the changed blob
+    assert paths(result)[0] == "pkg/storage.py"
+    assert result.symbols[0].name == "Store.compact_rows"
+
+    # The old commit is still served from its own entry.
+    old = git(repo, "rev-parse", "HEAD~1")
+    assert locate_text("Store.flush", repo=repo, commit=old).commit == old
+    assert build_stats(repo) == second
+
+
+def test_uncommitted_edits_do_not_leak_into_the_commit_index(repo: Path) -> None:
+    write(repo, "pkg/storage.py", "def brand_new_helper():\n    pass\n")
+    result = locate_text("brand_new_helper", repo=repo)
+    assert all(s.name != "brand_new_helper" for s in result.symbols)
+
+
+def test_agent_dir_is_git_excluded(repo: Path) -> None:
+    locate_text("parse_header", repo=repo)
+    assert (repo / ".agent" / "cache" / "index").is_dir()
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_planted_pickle_is_refused_not_executed(repo: Path, tmp_path: Path) -> None:
+    locate_text("parse_header", repo=repo)
+    sentinel = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    key = zlib.compress(json.dumps(commit_key(git(repo, "rev-parse", "HEAD"))).encode(), 1)
+    db = sqlite3.connect(repo / ".agent" / "cache" / "index" / "cache.db")
+    with db:
+        # mode 4 is diskcache's MODE_PICKLE: what a stock diskcache would unpickle.
+        changed = db.execute(
+            "UPDATE Cache SET mode = 4, value = ? WHERE key = ?", (pickle.dumps(Exploit()), key)
+        ).rowcount
+    db.close()
+    assert changed == 1
+
+    with pytest.raises(CacheCorrupt) as info:
+        locate_text("parse_header", repo=repo)
+    assert "refusing" in info.value.message
+    assert info.value.hint and "rm -rf" in info.value.hint
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("top", [0, -3])
+def test_bad_top_is_a_usage_error(repo: Path, top: int) -> None:
+    with pytest.raises(UsageError, match="--top"):
+        locate_text("x", repo=repo, top=top)
+    assert not (repo / ".agent").exists()
+
+
+def test_usage_errors_write_nothing(repo: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.md"
+    empty.write_text("  \n\n")
+    with pytest.raises(UsageError, match="empty"):
+        locate_issue(empty, repo=repo)
+    with pytest.raises(UsageError, match="not found"):
+        locate_issue(tmp_path / "nope.md", repo=repo)
+    with pytest.raises(UsageError, match="empty"):
+        locate_text(" ", repo=repo)
+    with pytest.raises(UsageError, match="unknown commit"):
+        locate_text("x", repo=repo, commit="0" * 40)
+    assert not (repo / ".agent").exists()
+
+
+def test_issue_parsing_shapes() -> None:
+    m = parse_issue(
+        "Bad\n\n/opt/x/site-packages/pkg/storage.py in flush(self, rows)\n"
+        "      7 total = len(self.rows)\n----> 8 return total / len(rows)\n\n"
+        "src/pkg/client.py:11: in send\n"
+    )
+    assert [(f.path, f.line, f.func) for f in m.frames] == [
+        ("/opt/x/site-packages/pkg/storage.py", 8, "flush"),
+        ("src/pkg/client.py", 11, "send"),
+    ]
+    assert ident_tokens("prepare_content_length") == (
+        "prepare_content_length",
+        "prepare",
+        "content",
+        "length",
+    )
+    assert ident_tokens("HTTPDigestAuth") == ("httpdigestauth", "http", "digest", "auth")
