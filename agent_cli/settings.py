@@ -83,13 +83,27 @@ def user_config_dir() -> Path:
     return Path(platformdirs.user_config_dir("agent"))
 
 
+# A repository is someone else's code: its .agentrc may say how to run its tests, but
+# not where to send the user's API key, what models cost, or to skip the user's consent.
+NOT_FROM_REPO = ("api_key", "base_url", "prices", "push", "auto_approve")
+
+
 def load_settings(repo: Path | None, flags: dict[str, Any] | None = None) -> Settings:
     """Merge every layer; raise `UsageError` naming the key and its source."""
-    layers: list[tuple[str, dict[str, Any]]] = [
-        (str(path), _read_rc(path))
-        for path in (user_config_dir() / RC_NAME, repo / RC_NAME if repo else None)
-        if path is not None and path.is_file()
-    ]
+    layers: list[tuple[str, dict[str, Any]]] = []
+    user_rc = user_config_dir() / RC_NAME
+    if user_rc.is_file():
+        layers.append((str(user_rc), _read_rc(user_rc)))
+    if repo is not None and (repo / RC_NAME).is_file():
+        repo_rc = repo / RC_NAME
+        values = _read_rc(repo_rc)
+        for key in NOT_FROM_REPO:
+            if key in values:
+                raise UsageError(
+                    f"{repo_rc} sets {key!r}, which a repository's .agentrc may not set "
+                    "(it could send your key elsewhere, change prices or skip your approval)",
+                    hint=f"remove it there; set it in {user_rc}, an AGENT_* variable or a flag")
+        layers.append((str(repo_rc), values))
     layers.append(("the environment", _from_env()))
     layers.append(("the command line", {k: v for k, v in (flags or {}).items() if v is not None}))
     merged: dict[str, Any] = {}
@@ -121,11 +135,12 @@ def _read_rc(path: Path) -> dict[str, Any]:
 
 
 def _from_env() -> dict[str, Any]:
+    # Only AGENT_<setting>: CI systems set AGENT_ID, AGENT_NAME and the like for their own use.
     out: dict[str, Any] = {}
     for name, value in os.environ.items():
-        if not name.startswith("AGENT_") or name in ("AGENT_CONFIG_DIR",):
-            continue
         key = name[len("AGENT_"):].lower()
+        if not name.startswith("AGENT_") or key not in Settings.model_fields:
+            continue
         if key == "prices":
             try:
                 out[key] = yaml.safe_load(value)

@@ -49,6 +49,16 @@ class DurableError(AgentError):
     """The flow was used in a way the engine cannot record faithfully."""
 
 
+class Stop(BaseException):
+    """Ends the run from anywhere in the flow, a step included, with a final status
+    (a human said no to a wait asked inside a step). Not an error: nothing to resume."""
+
+    def __init__(self, run_status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.run_status = run_status
+        self.reason = reason
+
+
 @dataclass
 class StepScope:
     """What code inside a running checkpoint can see of it (the model layer uses
@@ -58,6 +68,7 @@ class StepScope:
     name: str
     seq: int
     run: Run
+    previous_error: str | None = None  # the exception type of this step's last attempt
     calls: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _call_index: int = 0
@@ -78,29 +89,34 @@ class Execution:
         self.data = data
         self.on_event = on_event
         self.base_config: dict[str, Any] = dict(data.get("settings") or {})
-        overrides = data.get("overrides") or {}
-        self.overrides: dict[str, Any] = dict(overrides.get("values") or {})
-        self.override_from: str | None = overrides.get("from_step")
-        self.overrides_active = not self.override_from
+        # Replay overrides, one layer per fork: each applies from the position of the
+        # step it was forked at, so a replay of a replay sees, at every step, the
+        # settings the step was computed with.
+        self.layers: list[dict[str, Any]] = list((data.get("overrides") or {}).get("layers") or [])
         self.records = {r["key"]: r for r in run.records()}
         self.written: set[str] = set()
         self.counts: dict[str, int] = {}
         self.seq = 0
+        self.between = True  # flow code between two steps (not at a step's call)
         self.diverged_at: str | None = None
         self.step: StepScope | None = None
 
     @property
     def config(self) -> dict[str, Any]:
-        if self.overrides_active:
-            return {**self.base_config, **self.overrides}
-        return self.base_config
+        # Inside a step, settings are those of its position; between steps, those of
+        # the next step (flow code reads e.g. max_attempts just before a fix_code).
+        position = self.seq + 1 if self.between else self.seq
+        merged = dict(self.base_config)
+        for layer in self.layers:
+            if position >= layer["from_seq"]:
+                merged.update(layer["values"])
+        return merged
 
     def next_key(self, name: str) -> str:
         n = self.counts.get(name, 0) + 1
         self.counts[name] = n
         self.seq += 1
-        if not self.overrides_active and name == self.override_from:
-            self.overrides_active = True
+        self.between = False
         return name if n == 1 else f"{name}-{n}"
 
     def emit(self, kind: str, **fields: Any) -> None:
@@ -155,25 +171,35 @@ def checkpoint(
                     "checkpoints do not nest"
                 )
             key = ex.next_key(step_name)
-            seq = ex.seq
-            parts = _fingerprint_parts(step_name, sig, args, kwargs, prompt, uses_model, ex)
-            fingerprint = digest(parts)
-            old = ex.records.get(key)
-            if _reusable(ex, old, seq, fingerprint):
-                try:
-                    output = _rebuild(func, old["output"])  # type: ignore[index]
-                except Exception:
-                    pass  # the declared type changed: run it again
-                else:
-                    ex.written.add(key)
-                    ex.emit("step_reused", key=key, reused_from=old.get("reused_from"))  # type: ignore[union-attr]
-                    return output
-            return _execute(ex, func, key, step_name, seq, parts, fingerprint, old, args, kwargs)
+            try:
+                return _run_checkpoint(ex, func, key, step_name, sig, args, kwargs, prompt,
+                                       uses_model)
+            finally:
+                ex.between = True
 
         wrapper.__durable_step__ = step_name  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _run_checkpoint(ex: Execution, func: Callable[..., Any], key: str, step_name: str,
+                    sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    prompt: str | Callable[[], str] | None, uses_model: bool) -> Any:
+    seq = ex.seq
+    parts = _fingerprint_parts(step_name, sig, args, kwargs, prompt, uses_model, ex)
+    fingerprint = digest(parts)
+    old = ex.records.get(key)
+    if _reusable(ex, old, seq, fingerprint):
+        try:
+            output = _rebuild(func, old["output"])  # type: ignore[index]
+        except Exception:
+            pass  # the declared type changed: run it again
+        else:
+            ex.written.add(key)
+            ex.emit("step_reused", key=key, reused_from=old.get("reused_from"))  # type: ignore[union-attr]
+            return output
+    return _execute(ex, func, key, step_name, seq, parts, fingerprint, old, args, kwargs)
 
 
 def _fingerprint_parts(
@@ -267,13 +293,17 @@ def _execute(
     }
     ex.write(record)
     ex.emit("step_started", key=key, reason=reason)
-    scope = StepScope(key=key, name=step_name, seq=seq, run=ex.run)
+    previous_error = (old or {}).get("error", {}).get("type") if (old or {}).get("status") == "failed" else None
+    scope = StepScope(key=key, name=step_name, seq=seq, run=ex.run, previous_error=previous_error)
     ex.step = scope
     try:
         result = func(*args, **kwargs)
         output = _dump(func, result)
     except Suspended:
         _finish(ex, record, scope, "suspended")
+        raise
+    except Stop:
+        _finish(ex, record, scope, "stopped")
         raise
     except KeyboardInterrupt:
         _finish(ex, record, scope, "interrupted")
@@ -348,6 +378,7 @@ def wait(
     metadata: dict[str, Any] | None = None,
     *,
     auto: dict[str, Any] | None = None,
+    position: str | int | None = None,
 ) -> Any:
     """Ask a human. Returns the answer (an instance of `schema`, a pydantic model)
     when there is one; otherwise records the question and suspends the run. With
@@ -357,24 +388,35 @@ def wait(
         if auto is None:
             raise DurableError(f"wait {name} outside a flow has nobody to ask")
         return schema.model_validate(auto)
-    key = ex.next_key(name)
+    if ex.step is None:
+        key, seq, within = ex.next_key(name), ex.seq, None
+        ex.between = True  # a wait reads no settings; what follows is the next step's
+    else:
+        # A wait inside a step (a budget check before a model call) is named by the
+        # step and the caller's position in it, and takes no place in the flow: on
+        # re-execution the same question at the same point finds its answer, and a
+        # question the step no longer asks leaves no gap in the numbering.
+        if position is None:
+            raise DurableError(f"wait {name} inside {ex.step.key} needs a position")
+        key, seq, within = f"{name}@{ex.step.key}#{position}", ex.step.seq, ex.step.key
     old = ex.records.get(key)
-    if old is not None and not old.get("_superseded") and old.get("status") == "answered":
+    if (old is not None and not old.get("_superseded") and old.get("status") == "answered"
+            and old.get("within") == within):
         ex.written.add(key)
         return schema.model_validate(old["answer"])
     pending = {
         "kind": "wait",
         "key": key,
         "name": name,
-        "seq": ex.seq,
-        "within": ex.step.key if ex.step else None,
+        "seq": seq,
+        "within": within,
         "question": question,
         "schema": schema.model_json_schema(),
         "metadata": to_jsonable(metadata or {}),
         "asked_at": now_iso(),
     }
-    if ex.step is None:
-        ex.supersede_after(ex.seq, key)
+    if within is None:
+        ex.supersede_after(seq, key)
     if auto is not None:
         answer = schema.model_validate(auto)
         pending.update(status="answered", answer=to_jsonable(answer),
@@ -512,6 +554,10 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         ex.emit("run_waiting", key=s.key)
         data = run.load()
         return Outcome(run.id, "waiting", reason=s.question, pending_wait=data.get("pending_wait"))
+    except Stop as stop:
+        run.update(status=stop.run_status, reason=stop.reason)
+        ex.emit("run_finished", status=stop.run_status)
+        return Outcome(run.id, stop.run_status, reason=stop.reason)
     except KeyboardInterrupt:
         run.update(status="interrupted", reason="interrupted by Ctrl-C")
         ex.emit("run_interrupted")
@@ -562,8 +608,12 @@ def _record_answer(run: Run, data: dict[str, Any], answer: dict[str, Any]) -> No
     record = next((r for r in run.records() if r["key"] == key), None)
     if record is None:
         raise DurableError(f"run {run.id}: the pending wait {key} has no record")
-    record.update(status="answered", answer=answer, answered_at=now_iso(), answered_by="human")
+    stamp = now_iso()
+    record.update(status="answered", answer=answer, answered_at=stamp, answered_by="human")
     run.write_record(record)
+    # Also kept in run.json: a record can be moved aside later, a given answer stays given.
+    data["answers"] = [*(data.get("answers") or []), {"key": key, "answer": answer, "at": stamp}]
+    run.save(data)
     run.event("wait_answered", key=key, answered_by="human")
 
 
@@ -611,30 +661,33 @@ def fork(
             f"run {parent.id} has no step {from_step!r}",
             hint="steps of that run: " + (", ".join(names) or "none yet"),
         )
-    # The child starts from the parent's effective settings, then the new overrides.
-    inherited = (data.get("overrides") or {}).get("values") or {}
-    values = {**inherited, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    layers = [*((data.get("overrides") or {}).get("layers") or []),
+              {"from_seq": target["seq"], "from_step": target["key"], "values": to_jsonable(values)}]
+    # Built aside and renamed into place: a crash mid-copy leaves no half-made run.
     child = store.create({
         **{k: v for k, v in data.items() if k not in _RUN_STATE},
         "status": "created",
-        "parent": {"run_id": parent.id, "from_step": target["name"]},
-        "overrides": {"from_step": target["name"], "values": to_jsonable(values)},
+        "parent": {"run_id": parent.id, "from_step": target["key"]},
+        "overrides": {"from_step": target["key"], "values": values, "layers": layers},
         "pending_wait": None,
         "result": None,
         "reason": None,
         "error": None,
-    })
+    }, staged=True)
     for rec in records:
         if rec["seq"] >= target["seq"] or rec.get("status") not in ("done", "answered"):
             continue
         copy = {k: v for k, v in rec.items() if k != "_file"}
         copy["reused_from"] = rec.get("reused_from") or parent.id
         child.write_record(copy)
-    child.event("run_forked", parent=parent.id, from_step=target["name"], overrides=values)
-    return child
+    child.event("run_forked", parent=parent.id, from_step=target["key"], overrides=values)
+    return store.publish(child)
 
 
-_RUN_STATE = ("id", "status", "created_at", "updated_at", "schema_version")
+# Not inherited by a fork: its own identity and state, and the parent's answers
+# (budget granted to the parent was for the parent's spending).
+_RUN_STATE = ("id", "status", "created_at", "updated_at", "schema_version", "answers")
 
 
 EXIT_CODES = {"succeeded": 0, "rejected": 0, "failed": 1, "waiting": 75, "interrupted": 130}

@@ -89,7 +89,7 @@ def _corrupt(path: Path, why: str) -> CorruptRecord:
 
 def append_line(path: Path, data: dict[str, Any]) -> None:
     line = json.dumps(data, ensure_ascii=False, default=_default) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:

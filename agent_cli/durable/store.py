@@ -82,7 +82,10 @@ class Run:
         """Every current step record, in execution order; a bad file is an error."""
         out = []
         for path in self.record_files():
-            rec = fsio.read_json(path)
+            try:
+                rec = fsio.read_json(path)
+            except FileNotFoundError:
+                continue  # moved aside by the executor between listing and reading
             rec["_file"] = path.name
             out.append(rec)
         return out
@@ -119,7 +122,8 @@ class Run:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run's executor lock, or raise `RunLocked` naming the holder."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a planted symlink must not make us truncate a file elsewhere.
+        fd = _open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
         try:
             if not _try_flock(fd):
                 holder = _read_holder(self.lock_path)
@@ -138,7 +142,10 @@ class Run:
         """True while another process holds the executor lock; changes nothing."""
         if not self.lock_path.exists():
             return False
-        fd = os.open(self.lock_path, os.O_RDONLY)
+        try:
+            fd = _open_nofollow(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -155,6 +162,16 @@ class Run:
         if status == ACTIVE and not self.is_locked():
             return "interrupted"
         return status
+
+
+def _open_nofollow(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise CorruptRecord(f"{path} is a symlink; refusing to follow it",
+                                hint=f"remove it with: rm {path}") from exc
+        raise
 
 
 def _try_flock(fd: int) -> bool:
@@ -198,22 +215,33 @@ class RunStore:
         self.agent_dir = Path(agent_dir)
         self.runs_dir = self.agent_dir / "runs"
 
-    def create(self, data: dict[str, Any], run_id: str | None = None) -> Run:
+    def create(self, data: dict[str, Any], run_id: str | None = None, *,
+               staged: bool = False) -> Run:
+        """A new run directory. `staged`: built under a hidden name, to be made
+        visible all at once with `publish`."""
         run_id = run_id or new_run_id()
         while (self.runs_dir / run_id).exists():
             run_id = new_run_id()
-        path = self.runs_dir / run_id
+        path = self.runs_dir / (f".{run_id}.staged" if staged else run_id)
         (path / "steps").mkdir(parents=True)
         (path / "calls").mkdir()
         run = Run(path)
+        run.id = run_id
         stamp = now_iso()
         run.save({"id": run_id, "status": "created", "created_at": stamp, **data})
         return run
 
+    def publish(self, run: Run) -> Run:
+        final = self.runs_dir / run.id
+        os.rename(run.path, final)
+        fsio.fsync_dir(self.runs_dir)
+        return Run(final)
+
     def ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir() if (p / "run.json").exists())
+        return sorted(p.name for p in self.runs_dir.iterdir()
+                      if not p.name.startswith(".") and (p / "run.json").exists())
 
     def get(self, run_id: str) -> Run:
         path = self.runs_dir / run_id

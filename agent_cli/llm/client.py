@@ -77,7 +77,8 @@ class AnthropicTransport:
             raise ServiceUnavailable(
                 f"{step}: the model request timed out after {self.conn.timeout:.0f} s "
                 f"and {self.conn.max_retries} retries",
-                hint="raise request_timeout in .agentrc, then resume the run",
+                hint="resume the run (agent resume RUN); if it keeps timing out, start a "
+                "new run with a larger request_timeout",
             ) from exc
         except anthropic.APIConnectionError as exc:
             where = self.conn.base_url or "https://api.anthropic.com"
@@ -114,7 +115,9 @@ def _status_error(exc: Any, request: dict[str, Any], step: str, conn: Connection
         return PromptTooLong(
             f"{step}: the prompt is too long for {request.get('model')} "
             f"(about {size:,} tokens of messages; {said})",
-            hint="lower context_tokens in .agentrc, then resume the run",
+            hint="replay from this step with a model that has a longer context "
+            "(agent replay RUN --from STEP --model M), or start a new run with a lower "
+            "context_tokens (e.g. AGENT_CONTEXT_TOKENS=15000 agent solve ...)",
         )
     if status in (408, 409, 429) or status >= 500:
         return ServiceUnavailable(

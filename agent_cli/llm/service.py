@@ -97,14 +97,16 @@ class ModelService:
         base = {"step": scope.key, "call_index": index, "model": request["model"],
                 "request_hash": request_hash, "started_at": now_iso()}
 
-        prior = journal.find(scope.key, index, request_hash)
+        # After an invalid answer, resuming must ask again, not replay the same answer.
+        fresh = scope.previous_error == "StructuredOutputError"
+        prior = None if fresh else journal.find(scope.key, index, request_hash)
         if prior is not None:
             sent = Sent(prior["response"], 0, served_from=f"journal/{prior['number']:04d}",
                         original_cost_usd=prior.get("cost_usd"))
             return self._record(journal, scope, base, request, sent, 0.0, cost_known=True)
 
         if not is_replay(model_name):
-            self._check_budget(scope, cfg, journal, request)
+            self._check_budget(scope, cfg, journal, request, index)
         transport = self._transport(model_name)
         t0 = time.monotonic()
         try:
@@ -141,7 +143,7 @@ class ModelService:
         return sent.response
 
     def _check_budget(self, scope: durable.StepScope, cfg: dict[str, Any], journal: Journal,
-                      request: dict[str, Any]) -> None:
+                      request: dict[str, Any], index: int) -> None:
         max_cost = cfg.get("max_cost")
         if not max_cost:
             return
@@ -158,12 +160,11 @@ class ModelService:
             Answer,
             {"spent_usd": round(spent, 4), "max_cost_usd": limit,
              "next_call_estimate_usd": round(estimate, 4), "step": scope.key},
+            position=index,
         )
         if not answer.approved:
-            raise BudgetDeclined(
-                f"{scope.key}: the budget of ${limit:.2f} was not raised",
-                hint=f"raise it with: agent approve {scope.run.id} --budget USD",
-            )
+            raise durable.Stop("rejected", answer.reason or
+                               f"budget of ${limit:.2f} reached in {scope.key} and not raised")
 
     # -- plumbing ----------------------------------------------------------
     def _journal(self, calls_dir: Path) -> Journal:
@@ -182,17 +183,11 @@ class ModelService:
         return self._transports[model_name]
 
 
-class BudgetDeclined(ModelError):
-    pass
-
-
 def _granted(run: durable.Run) -> float:
-    """USD humans added with `approve --budget` on this run's waits."""
-    total = 0.0
-    for rec in run.records():
-        if rec.get("kind") == "wait" and rec.get("status") == "answered":
-            total += float((rec.get("answer") or {}).get("budget") or 0.0)
-    return total
+    """USD humans added with `approve --budget` to this run (run.json keeps every
+    answer given, even when the wait's record was later moved aside)."""
+    return sum(float((a.get("answer") or {}).get("budget") or 0.0)
+               for a in run.load().get("answers") or [])
 
 
 # -- requests and responses ------------------------------------------------

@@ -42,9 +42,10 @@ def timeline(run: Run) -> dict[str, Any]:
     by_step: dict[str, dict[str, Any]] = defaultdict(dict)
     served: dict[str, int] = defaultdict(int)
     for c in calls(run):
-        _add(by_step[c["step"]], c.get("usage") or {}, c.get("cost_usd"))
         if c.get("served_from"):
             served[c["step"]] += 1
+        if _counts(c):
+            _add(by_step[c["step"]], c.get("usage") or {}, c.get("cost_usd"))
     steps = []
     for rec in run.records():
         totals = by_step.get(rec["key"], {})
@@ -62,6 +63,13 @@ def timeline(run: Run) -> dict[str, Any]:
         })
     return {"run": _summary(run, data), "steps": steps, "pending_wait": data.get("pending_wait"),
             "error": data.get("error"), "result": data.get("result")}
+
+
+def _counts(call: dict[str, Any]) -> bool:
+    """Whether a call's tokens count: a call served again from this run's own journal
+    (a resumed step) repeats tokens already counted; one served from a recording
+    (the replay: model) is this run's only record of them."""
+    return not str(call.get("served_from") or "").startswith("journal/")
 
 
 def _model_of(rec: dict[str, Any]) -> str | None:
@@ -94,6 +102,8 @@ def run_cost(run: Run) -> dict[str, Any]:
     total: dict[str, Any] = {}
     recorded = 0.0
     for c in calls(run):
+        if not _counts(c):
+            continue
         usage, cost = c.get("usage") or {}, c.get("cost_usd")
         _add(per_step.setdefault(c["step"], {}), usage, cost)
         _add(per_model[c.get("model") or "?"], usage, cost)
@@ -114,7 +124,7 @@ def all_costs(store: RunStore) -> dict[str, Any]:
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     total: dict[str, Any] = {}
     for run_id in store.ids():
-        for c in calls(store.get(run_id)):
+        for c in filter(_counts, calls(store.get(run_id))):
             day = (c.get("started_at") or "")[:10]
             _add(rows[(day, c.get("model") or "?")], c.get("usage") or {}, c.get("cost_usd"))
             _add(total, c.get("usage") or {}, c.get("cost_usd"))

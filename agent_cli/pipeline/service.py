@@ -7,11 +7,15 @@ the stages need.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent_cli import durable
+from agent_cli.answers import Answer
 from agent_cli.errors import UsageError
 from agent_cli.llm import Connection, ModelService, NoApiKey, is_replay, resolve_model
 from agent_cli.pipeline.artifacts import Issue, RepoRef
@@ -38,7 +42,31 @@ def read_issue(path: Path) -> Issue:
 
 
 def store_for(repo: Path) -> durable.RunStore:
-    return durable.RunStore(repo_root(repo) / ".agent")
+    root = repo_root(repo)
+    _check_agent_dir(root)
+    return durable.RunStore(root / ".agent")
+
+
+def _check_agent_dir(root: Path) -> None:
+    """`.agent/` is ours. One that the repository ships (tracked, or a symlink) could
+    hold planted runs that the commands below would execute."""
+    agent_dir = root / ".agent"
+    if agent_dir.is_symlink():
+        raise UsageError(f"{agent_dir} is a symlink; agent keeps its runs in a real directory",
+                         hint=f"remove it with: rm {agent_dir}")
+    tracked = subprocess.run(["git", "ls-files", "--", ".agent"], cwd=root,
+                             capture_output=True, text=True, check=False).stdout.strip()
+    if tracked:
+        raise UsageError(f"the repository tracks files under {agent_dir} "
+                         f"({tracked.splitlines()[0]}...); agent will not run what it did not write",
+                         hint="remove them from the repository: git rm -r --cached .agent")
+
+
+def _check_run_repo(run: durable.Run, root: Path) -> None:
+    recorded = (run.load().get("repo") or {}).get("path")
+    if recorded and Path(recorded).resolve() != root.resolve():
+        raise UsageError(f"run {run.id} belongs to {recorded}, not to {root}",
+                         hint=f"run agent from {recorded}")
 
 
 def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
@@ -47,12 +75,13 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
     issue = read_issue(issue_path)
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
+    _check_budget_enforceable(settings, settings.model)
     if not settings.test_cmd and testrun.detect_test_command(root) is None:
         raise UsageError(f"cannot tell how to run the tests of {root}",
                          hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
     ref = RepoRef(path=str(root), base_commit=head_commit(root))
     had_agent_dir = (root / ".agent").exists()
-    store = durable.RunStore(root / ".agent")
+    store = store_for(root)
     run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
                          settings=settings.for_run(),
                          meta={"issue": {"title": issue.title, "path": issue.path},
@@ -70,7 +99,8 @@ def approve(ref: str | None, *, repo: Path, comment: str | None = None,
         raise UsageError(f"run {run.id} stopped at its budget: say how much more it may spend",
                          hint=f"agent approve {run.id} --budget USD")
     answer = {"approved": True, "comment": comment, "budget": budget}
-    return _continue(run, repo, {k: v for k, v in answer.items() if v is not None}, on_event)
+    return _continue(run, repo, _valid({k: v for k, v in answer.items() if v is not None}),
+                     on_event)
 
 
 def reject(ref: str | None, *, repo: Path, reason: str | None = None,
@@ -78,14 +108,15 @@ def reject(ref: str | None, *, repo: Path, reason: str | None = None,
     run = store_for(repo).resolve(ref, waiting=True)
     _pending(run)
     answer = {"approved": False, **({"reason": reason} if reason else {})}
-    return _continue(run, repo, answer, on_event)
+    return _continue(run, repo, _valid(answer), on_event)
 
 
 def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) -> durable.Outcome:
     run = store_for(repo).resolve(ref)
     data = run.load()
     status = run.status(data)
-    if status in ("succeeded", "rejected"):
+    decided = status == "failed" and not data.get("error")  # e.g. stopped at a wait
+    if status in ("succeeded", "rejected") or decided:
         raise UsageError(f"run {run.id} has already {status}; there is nothing to resume",
                          hint=f"fork it from a stage with: agent replay {run.id} --from STEP")
     if status == "waiting":
@@ -98,11 +129,15 @@ def replay(ref: str | None, *, repo: Path, from_step: str, model: str | None = N
            max_attempts: int | None = None, feedback: str | None = None,
            on_event: EventSink | None = None) -> durable.Outcome:
     root = repo_root(repo)
-    store = durable.RunStore(root / ".agent")
+    store = store_for(root)
     parent = store.resolve(ref)
+    _check_run_repo(parent, root)
     settings = load_settings(root, {})
     data = parent.load()
     _check_can_call(settings, model or (data.get("settings") or {}).get("model") or "sonnet")
+    if model:
+        recorded = Settings.model_validate({**(data.get("settings") or {}), "model": model})
+        _check_budget_enforceable(recorded, model)
     if max_attempts is not None and max_attempts < 0:
         raise UsageError("--max-attempts must be 0 or more")
     child = durable.fork(store, parent, from_step,
@@ -118,6 +153,7 @@ def replay(ref: str | None, *, repo: Path, from_step: str, model: str | None = N
 def _continue(run: durable.Run, repo: Path, answer: dict[str, Any] | None,
               on_event: EventSink | None) -> durable.Outcome:
     root = repo_root(repo)
+    _check_run_repo(run, root)
     settings = load_settings(root, {})
     recorded_model = (run.load().get("settings") or {}).get("model") or "sonnet"
     _check_can_call(settings, recorded_model)
@@ -145,6 +181,28 @@ def _pending(run: durable.Run) -> dict[str, Any]:
     return data["pending_wait"]
 
 
+def _valid(answer: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return Answer.model_validate(answer).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UsageError(f"bad answer: --{problem['loc'][0]} {problem['msg'].lower()}") from None
+
+
+def _check_budget_enforceable(settings: Settings, model: str) -> None:
+    """--max-cost means nothing for a model whose calls cannot be priced."""
+    if settings.max_cost is None or is_replay(model):
+        return
+    from agent_cli.llm.pricing import price_call
+
+    overrides = {k: v.model_dump() for k, v in settings.prices.items()}
+    if price_call(resolve_model(model), {"input": 1, "output": 1}, overrides)[0] is None:
+        raise UsageError(
+            f"--max-cost cannot be enforced: the price of {resolve_model(model)} is unknown",
+            hint=f"give it in your user .agentrc: prices: {{{model}: {{input: USD_PER_MTOK, "
+            "output: USD_PER_MTOK}}", )
+
+
 def _check_can_call(settings: Settings, model: str) -> None:
     if is_replay(model) or settings.api_key:
         return
@@ -159,10 +217,15 @@ def _discard_if_model_rejected(run: durable.Run, outcome: durable.Outcome, root:
     """A model id the service does not know is bad input: undo the run, exit 2."""
     if outcome.status != "failed" or (outcome.error or {}).get("type") != "ModelRejected":
         return
+    from agent_cli.pipeline.reports import calls
+
+    if any(c.get("status") == "ok" and not c.get("served_from") for c in calls(run)):
+        return  # something was paid for in this run: keep it, it is resumable
     path = root / ".agent" / "worktrees" / run.id
     if path.exists():
         Worktree(repo=root, path=path, base_commit="").remove()
     shutil.rmtree(run.path, ignore_errors=True)
-    if remove_agent_dir:
-        shutil.rmtree(root / ".agent", ignore_errors=True)
+    runs_dir = root / ".agent" / "runs"
+    if remove_agent_dir and runs_dir.is_dir() and not any(runs_dir.iterdir()):
+        shutil.rmtree(root / ".agent", ignore_errors=True)  # nothing else started meanwhile
     raise UsageError(outcome.error["message"], hint=outcome.error.get("hint"))  # type: ignore[index]

@@ -176,7 +176,8 @@ def test_command(root: Path) -> list[str] | str:
     detected = testrun.detect_test_command(root)
     if detected is None:
         raise testrun.TestCommandNotFound(
-            f"no test command found for {root}", hint="set one with --test-cmd or test_cmd in .agentrc")
+            f"no test command found at the base commit in {root}",
+            hint="start a new run with --test-cmd 'COMMAND' (or test_cmd in .agentrc)")
     if detected[0] == sys.executable:
         detected = [project_python(rt().repo), *detected[1:]]
     return detected

@@ -97,3 +97,26 @@ def test_example_file_documents_every_key_with_its_default() -> None:
     for key, value in example.items():
         assert value == defaults[key], key
     Settings.model_validate(example)
+
+
+@pytest.mark.parametrize("key,value", [("base_url", "http://evil.example"), ("api_key", "x"),
+                                       ("prices", {"sonnet": {"input": 0, "output": 0}}),
+                                       ("push", True), ("auto_approve", True)])
+def test_a_repository_cannot_set_what_needs_the_users_trust(tmp_path: Path, key: str,
+                                                            value: object) -> None:
+    rc = write(tmp_path / ".agentrc", {key: value})
+    with pytest.raises(UsageError) as err:
+        load_settings(tmp_path)
+    assert f"{rc} sets {key!r}" in err.value.message
+
+
+def test_the_user_config_may_set_them(clean_env: Path) -> None:
+    write(clean_env / ".agentrc", {"base_url": "http://localhost:4000", "push": True})
+    s = load_settings(None)
+    assert s.base_url == "http://localhost:4000" and s.push is True
+
+
+def test_unrelated_agent_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_ID", "42")  # Azure Pipelines and others set these
+    monkeypatch.setenv("AGENT_NAME", "build-host")
+    assert load_settings(None).model == "sonnet"

@@ -86,7 +86,7 @@ def test_wait_suspends_with_75_then_answer_completes_each_step_once(toy: Toy) ->
     assert records["approve"]["status"] == "answered"
     assert records["approve"]["answer"] == {"approved": True}
     assert all(records[k]["status"] == "done" for k in ("s1", "s2", "s3", "s4", "s5"))
-    assert toy.run_json(run_id)["result"]["value"] == "start>s1|b>s2>s3>s4>s5"
+    assert toy.run_json(run_id)["result"]["value"] == "start>s1|b>s2|m1>s3>s4>s5"
 
 
 def test_rejected_wait_ends_the_run_rejected(toy: Toy) -> None:
@@ -169,8 +169,22 @@ def test_replay_from_step_3_with_override_forks_and_leaves_parent_untouched(toy:
         assert "reused_from" not in records[key]
         assert records[key]["output"]["model"] == "m2"
     assert records["s2"]["output"]["model"] == "m1"
+    # flow code between s2 and s3 already sees the override
+    assert records["s3"]["output"]["value"] == "start>s1|b>s2|m2>s3"
     assert toy.run_json(child)["parent"] == {"run_id": parent, "from_step": "s3"}
     assert snapshot(toy.run_dir(parent)) == before
+
+
+def test_replay_of_a_replay_reuses_what_the_parent_computed_with_its_override(toy: Toy) -> None:
+    parent = run_id_of(toy.run("start"))
+    child = run_id_of(toy.run("replay", "--run", parent, "--from", "s3", "--model", "m2"))
+    toy.counts.unlink()
+    grandchild = toy.run("replay", "--run", child, "--from", "s5", "--model", "m3")
+    assert grandchild.returncode == 0, grandchild.stderr
+    assert toy.executed() == ["s5"]  # s3 and s4 (made with m2) are reused, not re-run
+    records = toy.records(run_id_of(grandchild))
+    assert records["s4"]["reused_from"] == child and records["s1"]["reused_from"] == parent
+    assert records["s5"]["output"]["model"] == "m3"
 
 
 def test_replay_from_unknown_step_is_a_usage_error(toy: Toy) -> None:

@@ -85,7 +85,7 @@ def five(x: str, with_wait: bool = False) -> Out | Stopped:
         answer = wait("approve", "go on?", Approval, {"so_far": b.value})
         if not answer.approved:
             return Stopped()
-    c = s3(b.value)
+    c = s3(b.value + "|" + str(config().get("model")))  # flow code reading a setting
     d = s4(c.value)
     return s5(d.value)
 

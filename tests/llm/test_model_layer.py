@@ -133,22 +133,53 @@ def test_price_override_prices_an_unknown_model(tmp_path: Path, server: FakeAnth
 
 
 def test_budget_suspends_before_the_call_that_would_pass_it(tmp_path: Path, server: FakeAnthropic) -> None:
-    server.script(tool_reply({"text": "a", "n": 1}))
-    run, outcome = run_calls(tmp_path, server, 2, settings={"max_cost": 0.004, "max_tokens": 100})
-    # A call is estimated at about $0.003 (uncached input, all 100 output tokens): the
-    # first fits in $0.004, the second, after ~$0.0012 was paid, would not.
+    # Input is free and an output token costs $0.001, so a call is estimated at $0.01
+    # (all 10 max_tokens) and really costs a few tokens' worth.
+    settings = {"max_cost": 0.012, "max_tokens": 10,
+                "prices": {"m-test": {"input": 0, "output": 1000, "cache_write": 0, "cache_read": 0}}}
+    server.script(*(tool_reply({"text": "a", "n": i}, output_tokens=4) for i in (1, 2, 3)))
+    run, outcome = run_calls(tmp_path, server, 3, model="m-test", settings=settings)
+    # call 1: $0 + $0.01 fits in $0.012; call 2: $0.004 paid + $0.01 would not
     assert outcome.status == "waiting", outcome
     pending = run.load()["pending_wait"]
-    assert pending["key"] == "budget" and pending["within"] == "ask_n"
-    assert pending["question"].startswith("budget reached: $0.")
+    assert pending["key"] == "budget@ask_n#2" and pending["within"] == "ask_n"
+    assert pending["question"].startswith("budget reached: $0.00 of $0.01 spent")
     assert len(server.requests) == 1
 
-    server.script(tool_reply({"text": "b", "n": 2}))
+    # +$0.005 lets call 2 through ($0.014 <= $0.017) but not call 3 ($0.018): asked again,
+    # at call 3, not answered with the old yes.
+    again = execute(run, llmflow.calls, answer={"approved": True, "budget": 0.005})
+    assert again.status == "waiting", again
+    assert run.load()["pending_wait"]["key"] == "budget@ask_n#3"
+    assert len(server.requests) == 2
+
     done = execute(run, llmflow.calls, answer={"approved": True, "budget": 1.0})
     assert done.status == "succeeded", done
-    assert len(server.requests) == 2  # the first call came from the journal
-    kinds = [(c["call_index"], c["served_from"] is not None) for c in calls_of(run)]
-    assert kinds == [(1, False), (1, True), (2, False)]
+    assert len(server.requests) == 3  # answered calls came from the journal
+    paid = [(c["call_index"], c["served_from"] is None) for c in calls_of(run)]
+    assert paid == [(1, True), (1, False), (2, True), (1, False), (2, False), (3, True)]
+    assert [a["answer"]["budget"] for a in run.load()["answers"]] == [0.005, 1.0]
+
+
+def test_rejecting_the_budget_ends_the_run_rejected(tmp_path: Path, server: FakeAnthropic) -> None:
+    settings = {"max_cost": 0.012, "max_tokens": 10,
+                "prices": {"m-test": {"input": 0, "output": 1000, "cache_write": 0, "cache_read": 0}}}
+    server.script(tool_reply({"text": "a", "n": 1}, output_tokens=4))
+    run, outcome = run_calls(tmp_path, server, 2, model="m-test", settings=settings)
+    assert outcome.status == "waiting"
+    stopped = execute(run, llmflow.calls, answer={"approved": False, "reason": "too dear"})
+    assert stopped.status == "rejected" and stopped.reason == "too dear"
+    assert run.load()["status"] == "rejected"
+
+
+def test_resume_after_an_invalid_answer_asks_the_model_again(tmp_path: Path, server: FakeAnthropic) -> None:
+    server.script(text_reply("no tool"), tool_reply({"text": "still no n"}))
+    run, outcome = run_calls(tmp_path, server, 1)
+    assert outcome.error["type"] == "StructuredOutputError"
+    server.script(tool_reply({"text": "ok", "n": 1}))
+    again = execute(run, llmflow.calls)
+    assert again.status == "succeeded" and again.result == [Echo(text="ok", n=1)]
+    assert len(server.requests) == 3
 
 
 def test_killed_after_2_of_4_calls_resume_makes_exactly_2_more(tmp_path: Path, server: FakeAnthropic) -> None:
