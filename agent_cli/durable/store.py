@@ -111,7 +111,7 @@ class Run:
 
     # events ---------------------------------------------------------------
     def event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        ev = {"ts": now_iso(), "event": kind, **fields}
+        ev = {"schema_version": fsio.SCHEMA_VERSION, "ts": now_iso(), "event": kind, **fields}
         fsio.append_line(self.events_path, ev)
         return ev
 
