@@ -216,7 +216,8 @@ def _fingerprint_parts(
     try:
         inputs = digest(dict(bound.arguments))
     except Unfingerprintable as exc:
-        raise DurableError(f"checkpoint {step_name}: an argument cannot be recorded: {exc}")
+        raise DurableError(
+            f"checkpoint {step_name}: an argument cannot be recorded: {exc}") from None
     text = prompt() if callable(prompt) else prompt
     return {
         "inputs": inputs,

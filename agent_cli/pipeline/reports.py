@@ -13,7 +13,7 @@ run nothing: their original cost is shown as saved.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def list_runs(store: RunStore) -> list[dict[str, Any]]:
 def _age(stamp: str | None) -> str:
     if not stamp:
         return "?"
-    delta = datetime.now(timezone.utc) - datetime.fromisoformat(stamp)
+    delta = datetime.now(UTC) - datetime.fromisoformat(stamp)
     s = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:

@@ -28,6 +28,7 @@ from agent_cli.pipeline.artifacts import (
     ImplementationPlan,
     Issue,
     PlanDraft,
+    PlannedChange,
     PullRequest,
     PullRequestDraft,
     RepoRef,
@@ -108,7 +109,8 @@ def write_code(issue: Issue, exploration: ExplorationResult, plan: Implementatio
     applied: list[AppliedEdit] = []
     notes: list[str] = []
     for change in plan.changes:
-        def instruction(errors: str, path: str = change.path) -> str:
+        def instruction(errors: str, change: PlannedChange = change) -> str:
+            path = change.path
             return render("write", path=path, action=change.action, change=change.description,
                           content=ctx.file_for_prompt(wt.path, path), edit_errors=errors,
                           feedback=_feedback())

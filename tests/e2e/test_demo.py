@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.e2e import demo_recording
-from tests.e2e.scenario import REPO, git
+from tests.e2e.scenario import git
 
 
 def demo_env(tmp_path: Path) -> dict[str, str]:

@@ -18,7 +18,6 @@ from tests.e2e.scenario import (
     BUGGY,
     FIXED,
     PR,
-    REPO,
     TARGET,
     WRONG,
     agent,
@@ -76,7 +75,7 @@ def only_run(repo: Path) -> str:
 def tree(root: Path, skip: tuple[str, ...] = (".git", ".agent")) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.relative_to(root).parts[0] in skip}
+            if p.is_file() and p.relative_to(root).parts[0] not in skip}
 
 
 def branch_diff(repo: Path, run_id: str) -> str:
