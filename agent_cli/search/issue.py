@@ -39,6 +39,14 @@ _IPY_ARROW = re.compile(r"^\s*-*>\s*(\d+)", re.MULTILINE)
 _PYTEST_FRAME = re.compile(rf"^\s*(\S+\.(?:{_CODE_EXTS})):(\d+):(?: in ([\w<>.]+))?", re.MULTILINE)
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+# Fenced blocks in a language other than Python (reST, shell, YAML, HTML...): their
+# words are markup and options, `:width:` is not a reference to `TableCell.width`.
+FOREIGN_W = 0.7
+_FOREIGN_FENCE = re.compile(
+    r"```[ \t]*(?!(?:python|py|python3|pycon|ipython|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*\n.*?"
+    r"(?:```|\Z)",
+    re.DOTALL,
+)
 _INLINE = re.compile(r"`([^`\n]+)`")
 _PROMPT_LINE = re.compile(r"^\s*(?:>>>|\.\.\.|In \[\d+\]:)[^\n]*$", re.MULTILINE)
 # Shell lines in code blocks (`$ git clone ...`, `pip install -e .`): their words are
@@ -58,6 +66,10 @@ _ABOUT_TESTS = re.compile(
 _ABOUT_DOCS = re.compile(
     r"\btypos?\b|\bdocumentation\b|\bdocs\b|\breadme\b|\bchangelog\b", re.IGNORECASE
 )
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:>>>[ \t]*)?(?:from[ \t]+[\w.]+[ \t]+import|import)[ \t][^\n]*$", re.MULTILINE
+)
+_ALIAS = re.compile(r"\bimport[ \t]+([\w.]+)[ \t]+as[ \t]+(\w+)")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DETAILS = re.compile(r"<details>(.*?)(?:</details>|\Z)", re.DOTALL | re.IGNORECASE)
 _ENV_WORDS = re.compile(
@@ -155,6 +167,7 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     title_end = len(title)
     extra_start = len(text)
     regions = code_regions(body)
+    foreign = [fm.span() for fm in _FOREIGN_FENCE.finditer(body)]
     shell = [sm.span() for sm in _SHELL_LINE.finditer(body)]
 
     def weight_at(pos: int) -> float:
@@ -174,6 +187,11 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     # Dotted names own their parts: the ranker decides which prefix is a module of the
     # repository and which parts are symbols, so the parts are not identifiers here
     # (a conf.py listing `sphinx.ext.ifconfig` does not name a function `ifconfig`).
+    # An import in the reporter's snippet says which public module they used, not
+    # where the bug is: half weight. `import xarray as xr` makes `xr.where` mean
+    # `xarray.where`.
+    imports = [im.span() for im in _IMPORT_LINE.finditer(body)]
+    aliases = {al.group(2): al.group(1) for al in _ALIAS.finditer(body)}
     dotted_spans: list[tuple[int, int]] = []
     for dm in _DOTTED.finditer(body):
         name = dm.group(1)
@@ -182,6 +200,11 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         dotted_spans.append(dm.span(1))
         pos = dm.start()
         w = 0.2 if any(a <= pos < b for a, b in shell) else (1.0 if in_code(pos) else 0.8)
+        if any(a <= pos < b for a, b in imports):
+            w *= 0.5
+        head, _, tail = name.partition(".")
+        if head in aliases:
+            name = f"{aliases[head]}.{tail}"
         _bump(m.dotted, name, weight_at(pos) * w)
 
     for im in IDENT.finditer(body):
@@ -189,12 +212,14 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         if len(ident) < 3 or ident.lower() in STOPWORDS or ident.isupper() and len(ident) < 4:
             continue
         pos = im.start()
-        if any(a <= pos < b for a, b in dotted_spans):
-            continue
+        if any(a <= pos < b for a, b in dotted_spans) or body[pos - 3 : pos] == "```":
+            continue  # part of a dotted name, or a fence's language tag
         before = body[pos - 1] if pos else ""
         after = body[im.end() : im.end() + 1]
         if any(a <= pos < b for a, b in shell):
             w = 0.2
+        elif any(a <= pos < b for a, b in foreign):
+            w = FOREIGN_W
         elif in_code(pos):
             w = 1.0
         elif "_" in ident.strip("_") or _is_camel(ident) or after == "(" or before == ".":

@@ -41,18 +41,24 @@ from typing import Any
 from agent_cli.search.index import Detail, RepoIndex
 from agent_cli.search.issue import Mentions
 from agent_cli.search.symbols import language
-from agent_cli.search.tokens import ident_tokens, stem
+from agent_cli.search.tokens import ident_tokens, split_words, stem
 
-W_PATH = 6.0
-W_FRAME = 3.0
+W_PATH = 4.5
+W_FRAME = 1.0
 W_FRAME_LAST = 2.5
-W_MODULE = 3.0
-W_SYMBOL = 3.0
+W_MODULE = 1.5
+W_SYMBOL = 2.25
 W_BM25 = 3.0
-W_NEIGHBOUR = 0.5
+W_NEIGHBOUR = 0.65
 W_PATHTOK = 2.5
+W_PARTIAL = 0.15
+W_SYMLEX = 1.5
+W_QUALIFIED = 2.0
+RERANK = 20
+RARITY_EXP = 1.0
+PARTIAL_MIN_W = 0.8
 PT_MIX = 0.0
-SYMBOL_CAP = 1.5
+SYMBOL_CAP = 1.1
 PRIOR = {"code": 1.0, "test": 0.3, "aux": 0.4, "doc": 0.3, "config": 0.4, "skip": 0.0}
 K1, B = 1.2, 0.75
 _SYMBOL_FILES = 12  # files whose symbols are scored in detail
@@ -145,7 +151,7 @@ def _term_rarity(index: RepoIndex, ident: str) -> float:
         return 0.0
     n = len(index.paths)
     df = len(index.postings(toks[0])) // 2
-    return math.log((n + 1) / (df + 1)) / math.log(n + 1) if df else 1.0
+    return (math.log((n + 1) / (df + 1)) / math.log(n + 1)) ** RARITY_EXP if df else 1.0
 
 
 def _path_tokens(index: RepoIndex) -> tuple[list[dict[str, float]], dict[str, float]]:
@@ -195,6 +201,28 @@ def path_token_scores(index: RepoIndex, query: dict[str, float]) -> dict[int, fl
     return out
 
 
+def _part_index(index: RepoIndex) -> dict[str, list[str]]:
+    """Lower-cased name part -> compound symbol names that contain it."""
+    cached = index.__dict__.get("_parts")
+    if cached is None:
+        cached = defaultdict(list)
+        for packed in index.packed_defs.values():
+            for group in packed.split(";"):
+                name = group.split("|", 1)[0]
+                parts = split_words(name)
+                if len(parts) > 1:
+                    for p in set(parts):
+                        if len(p) > 2:
+                            cached[p].append(name)
+        index.__dict__["_parts"] = cached
+    return cached
+
+
+def _contains(parts: list[str], sub: list[str]) -> bool:
+    k = len(sub)
+    return any(parts[i : i + k] == sub for i in range(len(parts) - k + 1))
+
+
 def _language_prior(index: RepoIndex, m: Mentions) -> Callable[[int], float]:
     """Code in the tree's main language counts fully; other languages (bundled
     JavaScript in a Python project, say) half, unless the issue names such a file."""
@@ -223,8 +251,12 @@ def rank(
     module_s: dict[int, float] = defaultdict(float)
     symbol_s: dict[int, float] = defaultdict(float)
 
-    # Paths named in the issue: the best mention of each file counts.
+    # Paths named in the issue: the best mention of each file counts. A frame's path
+    # is the frame's evidence, not a second mention.
+    frame_paths = {fr.path for fr in m.frames}
     for raw, w in m.paths.items():
+        if raw in frame_paths:
+            continue
         hits = match_path(index, raw)
         for f, _k in hits:
             path_s[f] = max(path_s[f], w / len(hits))
@@ -285,6 +317,7 @@ def rank(
     # Identifiers that name definitions: code-like mention x rare definition x rare word.
     log_n = math.log(1.0 + n)
     named_score: dict[int, dict[str, float]] = defaultdict(dict)
+    qual_score: dict[int, float] = defaultdict(float)
     for ident, w in idents.items():
         spellings = index.definitions(ident)
         if not spellings:
@@ -304,14 +337,42 @@ def rank(
                     if qual == pair or qual.endswith("." + pair):
                         q_bonus = max(q_bonus, 1.0 + qw)
                 kind_w = 0.8 if row[1] == "method" and q_bonus == 1.0 else 1.0
-                c = w * case_w * idf * idf * kind_w * q_bonus * rarity
+                c = w * case_w * idf * idf * kind_w * rarity
+                if q_bonus > 1.0:
+                    # `Quaternion.to_rotation_matrix` names one definition in one
+                    # file; it is not one more word, so it is not capped with them.
+                    qual_score[f] = max(qual_score[f], w * case_w * (q_bonus - 1.0))
                 if c > named_score[f].get(name, 0.0):
                     named_score[f][name] = c
                 prev = fs[f].named.get(s)
-                if prev is None or c > prev[0]:
-                    fs[f].named[s] = (c, f"names symbol `{qual}`")
+                if prev is None or c * q_bonus > prev[0]:
+                    fs[f].named[s] = (c * q_bonus, f"names symbol `{qual}`")
+    # Partial: `Subs` in the issue, `_print_Subs` in the printer. Weaker than exact.
+    if W_PARTIAL:
+        parts_index = _part_index(index)
+        for ident, w in idents.items():
+            xp = split_words(ident)
+            if not xp or len(ident) < 4 or w < PARTIAL_MIN_W:
+                continue  # prose words match too many names by accident
+            rarity = _term_rarity(index, ident)
+            key = max(xp, key=len)
+            for name in parts_index.get(key, ())[:200]:
+                if name.lower() == ident.lower() or not _contains(split_words(name), xp):
+                    continue
+                defs = index.definitions(name).get(name, [])
+                files = {f for f, _ in defs}
+                if not files or len(files) > 60:
+                    continue
+                idf = math.log(1.0 + n / len(files)) / log_n
+                c = W_PARTIAL * w * idf * idf * rarity
+                for f, s in defs:
+                    if c > named_score[f].get(name, 0.0):
+                        named_score[f][name] = c
+                    prev = fs[f].named.get(s)
+                    if prev is None or c > prev[0]:
+                        fs[f].named[s] = (c, f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`")
     for f, per_name in named_score.items():
-        symbol_s[f] = min(sum(per_name.values()), SYMBOL_CAP)
+        symbol_s[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qual_score[f]
         best = sorted(fs[f].named.values(), reverse=True)[:2]
         fs[f].reasons.extend(r for _, r in best)
 
@@ -376,10 +437,34 @@ def rank(
             label = "code outside the package (docs, examples)" if kind == "aux" else f"{kind} file"
             fs[f].reasons.append(f"{label} (down-weighted)")
 
+    # Re-rank the head by its best single definition: an issue is usually about one
+    # function, and a file whose one function says what the issue says beats a file
+    # that says it spread over two thousand lines.
+    details: dict[int, Detail] = {}
+
+    def cached_details(files: list[int]) -> dict[int, Detail]:
+        missing = [f for f in files if f not in details]
+        if missing:
+            details.update(load_details(missing))
+            details.update({f: Detail([], {}) for f in missing if f not in details})
+        return {f: details[f] for f in files}
+
+    symlex: dict[int, float] = {}
+    if W_SYMLEX and final:
+        head = sorted(final, key=lambda f: -final[f])[:RERANK]
+        idf = _query_idf(index, m.query)
+        for f, det in cached_details(head).items():
+            symlex[f] = max(_symbol_bm25(det, m.query, idf).values(), default=0.0)
+        top_sl = max(symlex.values(), default=0.0) or 1.0
+        for f in head:
+            symlex[f] /= top_sl
+            prior = final[f] / base[f] if base[f] else 0.0
+            final[f] += W_SYMLEX * symlex[f] * prior
+
     order = sorted(final, key=lambda f: (-final[f], index.paths[f]))
     chosen = order[: max(top, _SYMBOL_FILES)]
     files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
-    symbols, per_file = _rank_symbols(index, m, files[:_SYMBOL_FILES], fs, load_details)
+    symbols, per_file = _rank_symbols(index, m, files[:_SYMBOL_FILES], fs, cached_details)
     signals = {
         f: {
             "path": path_s.get(f, 0.0),
@@ -390,6 +475,7 @@ def rank(
             "bm25": bm_norm.get(f, 0.0),
             "pathtok": pt_norm.get(f, 0.0),
             "neighbour": bonus.get(f, 0.0),
+            "symlex": symlex.get(f, 0.0),
             "final": final.get(f, 0.0),
         }
         for f in base
@@ -412,13 +498,7 @@ def _rank_symbols(
         return [], {}
     top_score = files[0][1] or 1.0
     details = load_details([f for f, _, _ in files])
-    n = len(index.paths)
-    idf: dict[str, float] = {}
-    for term in m.query:
-        post = index.postings(term)
-        if post:
-            df = len(post) // 2
-            idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    idf = _query_idf(index, m.query)
 
     raw: list[tuple[int, int, float, float, list[str]]] = []  # file, sym, explicit, bm25
     for f, _score, _ in files:
@@ -458,6 +538,17 @@ def _rank_symbols(
         if len(per_file[f]) < 5:
             per_file[f].append(s)
     return scored, per_file
+
+
+def _query_idf(index: RepoIndex, query: dict[str, float]) -> dict[str, float]:
+    n = len(index.paths)
+    idf: dict[str, float] = {}
+    for term in query:
+        post = index.postings(term)
+        if post:
+            df = len(post) // 2
+            idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    return idf
 
 
 def _symbol_bm25(
