@@ -107,6 +107,8 @@ class Mentions:
     frames: list[Frame] = field(default_factory=list)
     paths: dict[str, float] = field(default_factory=dict)
     dotted: dict[str, float] = field(default_factory=dict)
+    dotted_prose: set[str] = field(default_factory=set)
+    """dotted names written in prose ("the bug is in astropy.io.fits.card"), not code"""
     idents: dict[str, float] = field(default_factory=dict)
     query: dict[str, float] = field(default_factory=dict)
     about_tests: bool = False
@@ -206,6 +208,8 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         if head in aliases:
             name = f"{aliases[head]}.{tail}"
         _bump(m.dotted, name, weight_at(pos) * w)
+        if not in_code(pos):
+            m.dotted_prose.add(name)
 
     for im in IDENT.finditer(body):
         ident = im.group(0)

@@ -55,6 +55,7 @@ W_PARTIAL = 0.15
 W_SYMLEX = 1.5
 W_QUALIFIED = 2.0
 RERANK = 20
+CODE_MODULE_W = 0.5
 RARITY_EXP = 1.0
 PARTIAL_MIN_W = 0.8
 PT_MIX = 0.0
@@ -296,8 +297,11 @@ def rank(
             if f is None:
                 continue
             if k >= 2:
-                weak = index.paths[f].endswith("__init__.py")
-                resolved.append((f, ".".join(parts[:k]), w * (0.4 if weak else 1.0)))
+                # A package's __init__ says little; a module used in a snippet
+                # (`xr.tutorial.load_dataset(...)`) less than one named in prose.
+                weak = 0.4 if index.paths[f].endswith("__init__.py") else 1.0
+                used = 1.0 if name in m.dotted_prose else CODE_MODULE_W
+                resolved.append((f, ".".join(parts[:k]), w * weak * used))
             consumed = k
             break
         rest = parts[consumed:]
@@ -370,7 +374,10 @@ def rank(
                         named_score[f][name] = c
                     prev = fs[f].named.get(s)
                     if prev is None or c > prev[0]:
-                        fs[f].named[s] = (c, f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`")
+                        fs[f].named[s] = (
+                            c,
+                            f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`",
+                        )
     for f, per_name in named_score.items():
         symbol_s[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qual_score[f]
         best = sorted(fs[f].named.values(), reverse=True)[:2]
