@@ -76,10 +76,10 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
-    if not settings.test_cmd and testrun.detect_test_command(root) is None:
-        raise UsageError(f"cannot tell how to run the tests of {root}",
-                         hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
     ref = RepoRef(path=str(root), base_commit=head_commit(root))
+    if not settings.test_cmd and testrun.detect_test_command_at(root, ref.base_commit) is None:
+        raise UsageError(f"cannot tell how to run the tests of {root} at its last commit",
+                         hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
     had_agent_dir = (root / ".agent").exists()
     store = store_for(root)
     run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},

@@ -140,6 +140,30 @@ def detect_test_command(root: Path) -> list[str] | None:
     return None
 
 
+_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py",
+            "package.json", "go.mod", "Cargo.toml")
+
+
+def detect_test_command_at(repo: Path, commit: str) -> list[str] | None:
+    """`detect_test_command` for the tree of `commit` (what a run's worktree will
+    hold), not for the working tree, which may have untracked files. Only the files
+    detection looks at are copied out, into a scratch directory."""
+    listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", "-z", commit], cwd=repo,
+                            capture_output=True, check=False, env=clean_env())
+    names = [n for n in listed.stdout.decode("utf-8", "replace").split("\0") if n]
+    wanted = [n for n in names if n in _MARKERS or (
+        n.count("/") <= 1 and n.rsplit("/", 1)[-1].endswith(".py")
+        and n.split("/")[0] in (n, "tests", "test"))]
+    with tempfile.TemporaryDirectory(prefix="agent-detect-") as tmp:
+        for name in wanted:
+            blob = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=repo,
+                                  capture_output=True, check=False, env=clean_env()).stdout
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+        return detect_test_command(Path(tmp))
+
+
 def _has_python_tests(root: Path) -> bool:
     for where in (root, root / "tests", root / "test"):
         if where.is_dir() and (any(where.glob("test_*.py")) or any(where.glob("*_test.py"))):
