@@ -10,7 +10,7 @@ prints, overall and per repository:
   gold spans name at least one function/method defined at the base commit);
 - seconds per instance, cold (empty cache: the index is built) and warm;
 - next to a baseline computed here: plain BM25 over whole files, the issue's tokens
-  as query, no other signal, every indexed file a candidate.
+  as query, no other signal, every source file (tests included) a candidate.
 
 Trees come from mirrors fetched into /work/.mirror/<owner>+<name>/repo (or --mirrors).
 Each instance gets a small git repository under --cache (default /work/.benchcache):
@@ -99,12 +99,15 @@ def gold_symbols(row: dict, index) -> set[tuple[str, str]]:
 
 
 def baseline_ranking(index, text: str) -> list[str]:
+    """Plain BM25: the raw issue text as query (term counts), every source file of
+    the index (any language, tests included; no docs or config) a candidate."""
     from agent_cli.search.rank import bm25_scores
     from agent_cli.search.tokens import tokenize
 
     query = Counter(tokenize(text))
     scores = bm25_scores(index, {t: float(c) for t, c in query.items()})
-    return [index.paths[f] for f in sorted(scores, key=lambda f: -scores[f])[:10]]
+    source = [f for f in scores if index.kinds[f] in ("code", "test", "aux")]
+    return [index.paths[f] for f in sorted(source, key=lambda f: -scores[f])[:10]]
 
 
 def file_metrics(ranked: list[str], gold: list[str]) -> dict[str, float]:

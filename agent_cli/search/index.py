@@ -5,23 +5,27 @@ Layout in `<repo>/.agent/cache/index` (a JSON-only diskcache, see agent_cli.cach
 - `file:<V>:<blob>:<ext>` -> core facts of one file content: symbols with spans,
   raw imports, term frequencies, length. Keyed by the blob id, so a file that did not
   change between two commits is never parsed twice, whatever its path.
-- `detail:<V>:<blob>:<ext>` -> per-symbol term frequencies. Only read for the few
-  files that rank high, so it stays out of the commit entry.
-- `commit:<V>:<sha>` -> everything ranking needs at once: paths, kinds, lengths,
-  symbols, the import graph resolved to file numbers, and an inverted index
-  (term -> flat [file, tf, file, tf, ...]) for BM25. A warm `agent locate` is one
-  read of this entry.
+- `detail:<V>:<blob>:<ext>` -> per-symbol postings. Only read for the few files that
+  rank high, so they stay out of the commit entry.
+- `commit:<V>:<sha>` -> everything ranking needs at once: paths, lengths, symbols,
+  the import graph resolved to file numbers, definitions by name, and an inverted
+  index for BM25, packed into strings (see `RepoIndex`). A warm `agent locate` is
+  one read of this entry plus a few `detail` reads.
 - `stats` -> build counters (`commits_built`, `files_parsed`), so a caller (and the
   tests) can see whether a call built anything.
 
 A new commit costs one `git ls-tree`, a `cat-file --batch` of the blobs not seen
 before, parsing those, and re-assembling the commit entry from the cached file
-entries. Parsing a large cold tree is spread over worker processes.
+entries. Parsing a large cold tree is spread over worker processes. `<V>` is
+INDEX_VERSION: entries of another version are never read, so a format change
+needs no migration, only a rebuild.
 
 Files indexed: tracked regular files under 1 MB, not binary (NUL in the first 8 KB),
-not in vendored trees, with a source, config or documentation extension. Data files
-(.csv, .dat, .fits...) stay out: they are not where an issue is fixed and their
-vocabulary drowns BM25.
+not in vendored trees or bundled copies (`jquery-3.5.1.js`), with a source, config
+or documentation extension. Data files (.csv, .dat, .fits...) stay out: they are not
+where an issue is fixed and their vocabulary drowns BM25. Which kind a file is
+(code, test, docs...) is decided from its path at query time, so those rules can
+change without a rebuild.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from typing import Any
 
 from agent_cli.search import gitrepo
 from agent_cli.search.symbols import analyze
-from agent_cli.search.tokens import words
+from agent_cli.search.tokens import split_words, words
 
-INDEX_VERSION = 3
+INDEX_VERSION = 5
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 
@@ -140,6 +144,7 @@ _STORED = (
     "packed_importers",
     "packed_postings",
     "packed_defs",
+    "packed_parts",
 )
 
 
@@ -166,6 +171,9 @@ class RepoIndex:
     """term -> "file,tf,file,tf,..." over the whole tree"""
     packed_defs: dict[str, str]
     """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings)"""
+    packed_parts: list[str]
+    """POSTING_BUCKETS strings ";part:Name,Other;..." : the compound leaf names
+    (`_print_Subs`, `SlicedLowLevelWCS`) that contain a lower-cased name part"""
     stats: BuildStats | None = field(default=None, compare=False)
     _symbols: dict[int, list[list[Any]]] = field(default_factory=dict, repr=False)
     _postings: dict[str, list[int]] = field(default_factory=dict, repr=False)
@@ -205,6 +213,11 @@ class RepoIndex:
             nums = _ints(refs)
             out[name] = list(zip(nums[::2], nums[1::2], strict=True))
         return out
+
+    def names_with_part(self, part: str) -> list[str]:
+        """Compound leaf names of the tree having `part` (lower-case) as a name part."""
+        found = _find_posting(self.packed_parts[bucket_of(part)], part)
+        return found.split(",") if found else []
 
     def imports(self, f: int) -> list[int]:
         return _ints(self.packed_imports[f])
@@ -314,7 +327,7 @@ def _is_binary(data: bytes) -> bool:
 
 def _analyze_one(item: tuple[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     path, text = item
-    return analyze(path, text, exact=file_kind(path) != "test")
+    return analyze(path, text, exact=file_kind(path) not in ("test", "aux"))
 
 
 def _analyze_many(items: list[tuple[str, str]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -356,7 +369,7 @@ def commit_key(commit: str) -> str:
 def load_index(repo: Path, cache: Any, commit: str) -> RepoIndex:
     """The index of `commit`, from the cache or built (incrementally) and cached."""
     data = cache.get(commit_key(commit))
-    if data is not None and data.get("v") == INDEX_VERSION:
+    if _well_formed(data):
         index = RepoIndex.from_json(data)
         index.stats = BuildStats(True, 0, len(index.paths), **_totals(cache))
         return index
@@ -401,6 +414,17 @@ def load_index(repo: Path, cache: Any, commit: str) -> RepoIndex:
         )
     index.stats = BuildStats(False, len(todo), len(index.paths) - len(todo), **totals)
     return index
+
+
+def _well_formed(data: Any) -> bool:
+    """A commit entry of this version with every field; anything else (an older
+    layout, a half-written or foreign row) is rebuilt rather than trusted."""
+    return (
+        isinstance(data, dict)
+        and data.get("v") == INDEX_VERSION
+        and all(k in data for k in _STORED)
+        and len(data["paths"]) == len(data["packed_symbols"]) == len(data["lens"])
+    )
 
 
 def _totals(cache: Any) -> dict[str, int]:
@@ -448,6 +472,7 @@ def _assemble(
             low: ";".join(f"{name}|{_pack(refs)}" for name, refs in spellings.items())
             for low, spellings in defs.items()
         },
+        packed_parts=_bucket_parts(spellings for spellings in defs.values()),
     )
 
 
@@ -455,6 +480,21 @@ def _bucket_postings(postings: dict[str, list[int]]) -> list[str]:
     buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
     for term, lst in postings.items():
         buckets[bucket_of(term)].append(f";{term}:{_pack(lst)}")
+    return ["".join(b) for b in buckets]
+
+
+def _bucket_parts(groups: Any) -> list[str]:
+    by_part: dict[str, list[str]] = defaultdict(list)
+    for spellings in groups:
+        for name in spellings:
+            parts = split_words(name)
+            if len(parts) > 1:
+                for part in dict.fromkeys(parts):
+                    if len(part) > 2:
+                        by_part[part].append(name)
+    buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
+    for part, names in by_part.items():
+        buckets[bucket_of(part)].append(f";{part}:{','.join(names)}")
     return ["".join(b) for b in buckets]
 
 

@@ -1,32 +1,39 @@
 """Ranking files and symbols for an issue: explicit pointers first, words second.
 
-Each file's score is a weighted sum of signals, then a prior:
+A file's score is a weighted sum of signals, then priors, then a re-rank of the head:
 
-    score = W_PATH*path + W_FRAME*frame + W_MODULE*module + W_SYMBOL*symbols
-            + W_BM25*bm25/max_bm25 + neighbours,   times 0.3 for tests (unless the
-            issue is about tests), docs and config files.
+    base  = W_PATH*path + W_FRAME*frame + W_FRAME_LAST*innermost + W_MODULE*module
+          + W_SYMBOL*named + W_BM25*bm25 + W_PATHTOK*pathwords*bm25 + neighbours
+    final = base * kind prior * language prior  (+ W_SYMLEX*best definition, head only)
 
-- path, frame, module: the issue names the file (a path, a traceback frame, a dotted
-  module). The innermost frame inside the repository weighs more: that is usually
-  where the behaviour is, the outer ones are the way in.
-- symbols: identifiers of the issue that name definitions in the file, each weighed
-  by how code-like its mention is (code block > snake/camel shaped > prose word) and
-  by how rare the name is as a definition (`__init__` says nothing, `minversion` a
-  lot; IDF over defining files). A qualified mention (`Quaternion.to_rotation_matrix`)
-  that matches the qualified definition counts more than the bare leaf name.
-- bm25: Okapi BM25 over code-aware tokens (see tokens.py), computed here from the
-  postings in the index; normalised by the best file so the weight means the same
-  on every repository.
-- neighbours: a file that imports, or is imported by, one of the strongest hits
-  gets a share of that hit's score, scaled by its own lexical match. Helpers of the
-  named module come up; random importers do not.
+- path, frame, module: the issue names the file: a path (also inside URLs and diff
+  headers), a traceback frame (the innermost one inside the repository weighs most:
+  that is usually where the behaviour is), a dotted module named in prose (a module
+  merely used in a snippet, or its package `__init__`, counts less).
+- named: identifiers of the issue that name definitions in the file. Each counts by
+  how code-like its mention is (code block > snake/camel shaped > prose word), how
+  few files define the name (IDF over defining files: `__init__` says nothing) and
+  how rare the word is in the tree (`Sphinx` in Sphinx, `DataArray` in xarray name
+  real classes that every file mentions). Exact beats case-insensitive beats partial
+  (`Subs` -> `_print_Subs`); a qualified mention matching a qualified definition
+  (`Quaternion.to_rotation_matrix`) is added on top, uncapped.
+- bm25: Okapi BM25 over code-aware tokens (tokens.py), normalised by the best file.
+- pathwords: query words in the file's path (`linkcheck`, `mock`, `typehints`),
+  weighed by rarity among paths and contents, and only as far as BM25 agrees.
+- neighbours: files importing, or imported by, the strongest explicit hits, scaled by
+  their own BM25: the named module's helpers come up, random importers do not.
+- priors: tests x0.3 unless the issue is about tests, docs/config/examples less,
+  code in a language other than the tree's main one x0.5.
+- re-rank: the best `RERANK` files gain by their best single definition's BM25 (an
+  issue is usually about one function).
 
 Symbols are then scored inside the best files: named in the issue, owner of a
-traceback frame, and BM25 of their own token bag; times the file's relative score,
-so a named method in the second file can beat an unnamed one in the first.
+traceback frame, BM25 of their own token bag; times the file's relative score, so
+a named method in the second file can beat an unnamed one in the first.
 
-The weights are few and were set against bench/localize.py on SWE-bench instances
-(general signals only: no repository or instance is special-cased).
+The weights were set on bench/localize.py (SWE-bench dev instances, general signals
+only: no repository or instance is special-cased); moving any one of them by half
+changes the top-1 rate by a point or two, not more.
 """
 
 from __future__ import annotations
@@ -36,10 +43,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
 
 from agent_cli.search.index import Detail, RepoIndex
-from agent_cli.search.issue import Mentions
+from agent_cli.search.issue import Frame, Mentions
 from agent_cli.search.symbols import language
 from agent_cli.search.tokens import ident_tokens, split_words, stem
 
@@ -48,18 +54,17 @@ W_FRAME = 1.0
 W_FRAME_LAST = 2.5
 W_MODULE = 1.5
 W_SYMBOL = 2.25
-W_BM25 = 3.0
-W_NEIGHBOUR = 0.65
-W_PATHTOK = 2.5
-W_PARTIAL = 0.15
-W_SYMLEX = 1.5
 W_QUALIFIED = 2.0
+W_PARTIAL = 0.15
+W_BM25 = 3.0
+W_PATHTOK = 2.5
+W_NEIGHBOUR = 0.65
+W_SYMLEX = 1.5
+SYMBOL_CAP = 1.1  # several names in one file add up, to a point
+CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
+PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
+MAX_DEFINING_FILES = 60  # a name defined in more files than this points nowhere
 RERANK = 20
-CODE_MODULE_W = 0.5
-RARITY_EXP = 1.0
-PARTIAL_MIN_W = 0.8
-PT_MIX = 0.0
-SYMBOL_CAP = 1.1
 PRIOR = {"code": 1.0, "test": 0.3, "aux": 0.4, "doc": 0.3, "config": 0.4, "skip": 0.0}
 K1, B = 1.2, 0.75
 _SYMBOL_FILES = 12  # files whose symbols are scored in detail
@@ -67,12 +72,33 @@ _SYMBOL_FILES = 12  # files whose symbols are scored in detail
 
 @dataclass
 class FileScore:
-    score: float = 0.0
     reasons: list[str] = field(default_factory=list)
     named: dict[int, tuple[float, str]] = field(default_factory=dict)
     """symbol index -> (weight of its mention, reason)"""
     frames: list[tuple[int | None, str | None, bool]] = field(default_factory=list)
     """(line, function, innermost) of traceback frames in this file"""
+
+
+@dataclass
+class Signals:
+    """Each explicit signal's unweighted value per file."""
+
+    path: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    frame: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    innermost: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    module: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    named: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+
+    def explicit(self) -> dict[int, float]:
+        files = set(self.path) | set(self.frame) | set(self.module) | set(self.named)
+        return {
+            f: W_PATH * self.path.get(f, 0.0)
+            + W_FRAME * self.frame.get(f, 0.0)
+            + W_FRAME_LAST * self.innermost.get(f, 0.0)
+            + W_MODULE * self.module.get(f, 0.0)
+            + W_SYMBOL * self.named.get(f, 0.0)
+            for f in files
+        }
 
 
 @dataclass
@@ -152,7 +178,7 @@ def _term_rarity(index: RepoIndex, ident: str) -> float:
         return 0.0
     n = len(index.paths)
     df = len(index.postings(toks[0])) // 2
-    return (math.log((n + 1) / (df + 1)) / math.log(n + 1)) ** RARITY_EXP if df else 1.0
+    return math.log((n + 1) / (df + 1)) / math.log(n + 1) if df else 1.0
 
 
 def _path_tokens(index: RepoIndex) -> tuple[list[dict[str, float]], dict[str, float]]:
@@ -202,23 +228,6 @@ def path_token_scores(index: RepoIndex, query: dict[str, float]) -> dict[int, fl
     return out
 
 
-def _part_index(index: RepoIndex) -> dict[str, list[str]]:
-    """Lower-cased name part -> compound symbol names that contain it."""
-    cached = index.__dict__.get("_parts")
-    if cached is None:
-        cached = defaultdict(list)
-        for packed in index.packed_defs.values():
-            for group in packed.split(";"):
-                name = group.split("|", 1)[0]
-                parts = split_words(name)
-                if len(parts) > 1:
-                    for p in set(parts):
-                        if len(p) > 2:
-                            cached[p].append(name)
-        index.__dict__["_parts"] = cached
-    return cached
-
-
 def _contains(parts: list[str], sub: list[str]) -> bool:
     k = len(sub)
     return any(parts[i : i + k] == sub for i in range(len(parts) - k + 1))
@@ -244,48 +253,119 @@ def rank(
     top: int,
     load_details: Callable[[list[int]], dict[int, Detail]],
 ) -> Ranking:
-    n = len(index.paths)
     fs: dict[int, FileScore] = defaultdict(FileScore)
-    path_s: dict[int, float] = defaultdict(float)
-    frame_s: dict[int, float] = defaultdict(float)
-    last_s: dict[int, float] = defaultdict(float)
-    module_s: dict[int, float] = defaultdict(float)
-    symbol_s: dict[int, float] = defaultdict(float)
+    sig = Signals()
+    _paths(index, m, sig, fs)
+    _frames(index, m.frames, sig, fs)
+    idents, qualified = _modules(index, m, sig, fs)
+    named: dict[int, dict[str, float]] = defaultdict(dict)
+    qualified_hits: dict[int, float] = defaultdict(float)
+    _exact_names(index, idents, qualified, named, qualified_hits, fs)
+    _partial_names(index, idents, named, fs)
+    for f, per_name in named.items():
+        sig.named[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qualified_hits[f]
+        best = sorted(fs[f].named.values(), reverse=True)[:2]
+        fs[f].reasons.extend(r for _, r in best)
+    explicit = sig.explicit()
 
-    # Paths named in the issue: the best mention of each file counts. A frame's path
-    # is the frame's evidence, not a second mention.
+    bm = _normalized(bm25_scores(index, m.query))
+    for f in sorted(bm, key=bm.__getitem__, reverse=True)[:5]:
+        fs[f].reasons.append(f"bm25 {bm[f]:.2f}")
+    pathwords = _normalized(path_token_scores(index, m.query))
+    for f in sorted(pathwords, key=pathwords.__getitem__, reverse=True)[:3]:
+        fs[f].reasons.append("path words match the issue")
+    base = {
+        f: explicit.get(f, 0.0)
+        + W_BM25 * bm.get(f, 0.0)
+        + W_PATHTOK * pathwords.get(f, 0.0) * bm.get(f, 0.0)
+        for f in set(explicit) | set(bm)
+    }
+    neighbours = _neighbours(index, explicit, bm, fs)
+    for f, gain in neighbours.items():
+        base[f] = base.get(f, 0.0) + gain
+    final = _priors(index, m, base, fs)
+
+    details: dict[int, Detail] = {}
+
+    def cached_details(files: list[int]) -> dict[int, Detail]:
+        missing = [f for f in files if f not in details]
+        if missing:
+            details.update(load_details(missing))
+            details.update({f: Detail([], {}) for f in missing if f not in details})
+        return {f: details[f] for f in files}
+
+    symlex = _rerank_by_definition(index, m, final, base, cached_details)
+
+    order = sorted(final, key=lambda f: (-final[f], index.paths[f]))
+    chosen = order[: max(top, _SYMBOL_FILES)]
+    files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
+    symbols, per_file = _rank_symbols(index, m, files[:_SYMBOL_FILES], fs, cached_details)
+    signals = {
+        f: {
+            "path": sig.path.get(f, 0.0),
+            "frame": sig.frame.get(f, 0.0),
+            "innermost": sig.innermost.get(f, 0.0),
+            "module": sig.module.get(f, 0.0),
+            "symbol": sig.named.get(f, 0.0),
+            "bm25": bm.get(f, 0.0),
+            "pathtok": pathwords.get(f, 0.0),
+            "neighbour": neighbours.get(f, 0.0),
+            "symlex": symlex.get(f, 0.0),
+            "final": final.get(f, 0.0),
+        }
+        for f in base
+    }
+    return Ranking(files=files[:top], symbols=symbols, per_file_symbols=per_file, signals=signals)
+
+
+def _normalized(scores: dict[int, float]) -> dict[int, float]:
+    top = max(scores.values(), default=0.0) or 1.0
+    return {f: s / top for f, s in scores.items()}
+
+
+def _paths(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, FileScore]) -> None:
+    """Paths named in the issue: the best mention of each file counts. A frame's path
+    is the frame's evidence, not a second mention."""
     frame_paths = {fr.path for fr in m.frames}
     for raw, w in m.paths.items():
         if raw in frame_paths:
             continue
         hits = match_path(index, raw)
         for f, _k in hits:
-            path_s[f] = max(path_s[f], w / len(hits))
+            sig.path[f] = max(sig.path[f], w / len(hits))
             fs[f].reasons.append(f"path `{raw}` named in the issue")
 
-    # Traceback frames: every in-repo frame, the innermost one more.
-    in_repo: list[tuple[int, Any]] = []
-    for fr in m.frames:
+
+def _frames(index: RepoIndex, frames: list[Frame], sig: Signals, fs: dict[int, FileScore]) -> None:
+    """Traceback frames: every frame inside the repository, the innermost one more."""
+    in_repo: list[tuple[int, Frame]] = []
+    for fr in frames:
         hits = match_path(index, fr.path)
         if len(hits) == 1:
             in_repo.append((hits[0][0], fr))
-    if in_repo:
-        innermost = in_repo[-1][1].index
-        for f, fr in in_repo:
-            last = fr.index == innermost
-            fs[f].frames.append((fr.line, fr.func, last))
-            frame_s[f] = 1.0
-            if last:
-                last_s[f] = 1.0
-            where = f"line {fr.line}" if fr.line else "frame"
-            fs[f].reasons.append(
-                f"traceback frame {where}"
-                + (f" in {fr.func}" if fr.func else "")
-                + (" (innermost)" if last else "")
-            )
+    if not in_repo:
+        return
+    innermost = in_repo[-1][1].index
+    for f, fr in in_repo:
+        last = fr.index == innermost
+        fs[f].frames.append((fr.line, fr.func, last))
+        sig.frame[f] = 1.0
+        if last:
+            sig.innermost[f] = 1.0
+        where = f"line {fr.line}" if fr.line else "frame"
+        fs[f].reasons.append(
+            f"traceback frame {where}"
+            + (f" in {fr.func}" if fr.func else "")
+            + (" (innermost)" if last else "")
+        )
 
-    # Dotted names: modules of the repository, then what follows them as symbols. A
-    # list of twenty extensions in a conf.py says less about each than one import.
+
+def _modules(
+    index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, FileScore]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Dotted names: the longest prefix that is a module of the repository is a module
+    mention; the parts after it are identifiers, and consecutive parts qualified names
+    (`Quaternion.to_rotation_matrix`). Returns (identifiers, qualified names)."""
     qualified: dict[str, float] = {}
     idents = dict(m.idents)
     resolved: list[tuple[int, str, float]] = []
@@ -313,15 +393,30 @@ def rank(
                 idents[part] = wi
         for a, b in pairwise(rest):
             qualified[f"{a}.{b}"] = max(qualified.get(f"{a}.{b}", 0.0), w)
+    # A list of twenty extensions in a conf.py says less about each than one import.
     spread = math.sqrt(len({f for f, _, _ in resolved}) or 1)
     for f, mod, w in resolved:
-        module_s[f] = max(module_s[f], w / spread)
+        sig.module[f] = max(sig.module[f], w / spread)
         fs[f].reasons.append(f"module `{mod}` named in the issue")
+    return idents, qualified
 
-    # Identifiers that name definitions: code-like mention x rare definition x rare word.
-    log_n = math.log(1.0 + n)
-    named_score: dict[int, dict[str, float]] = defaultdict(dict)
-    qual_score: dict[int, float] = defaultdict(float)
+
+def _definition_idf(index: RepoIndex, files: int) -> float:
+    n = len(index.paths)
+    idf = math.log(1.0 + n / files) / math.log(1.0 + n)
+    return idf * idf
+
+
+def _exact_names(
+    index: RepoIndex,
+    idents: dict[str, float],
+    qualified: dict[str, float],
+    named: dict[int, dict[str, float]],
+    qualified_hits: dict[int, float],
+    fs: dict[int, FileScore],
+) -> None:
+    """Identifiers that are the name of a definition (any case; exact case counts
+    double): code-like mention x rare definition x rare word."""
     for ident, w in idents.items():
         spellings = index.definitions(ident)
         if not spellings:
@@ -330,106 +425,80 @@ def rank(
         for name, defs in spellings.items():
             case_w = 1.0 if name == ident else 0.5
             files = {f for f, _ in defs}
-            if len(files) > 60:  # `__init__`, `get`, `_print_Symbol`: not a pointer
+            if len(files) > MAX_DEFINING_FILES:
                 continue
-            idf = math.log(1.0 + n / len(files)) / log_n
+            idf = _definition_idf(index, len(files))
             for f, s in defs:
-                row = index.symbols(f)[s]
-                qual = row[0]
+                qual, kind = index.symbols(f)[s][:2]
                 q_bonus = 1.0
                 for pair, qw in qualified.items():
                     if qual == pair or qual.endswith("." + pair):
                         q_bonus = max(q_bonus, 1.0 + qw)
-                kind_w = 0.8 if row[1] == "method" and q_bonus == 1.0 else 1.0
-                c = w * case_w * idf * idf * kind_w * rarity
+                kind_w = 0.8 if kind == "method" and q_bonus == 1.0 else 1.0
+                c = w * case_w * idf * kind_w * rarity
                 if q_bonus > 1.0:
-                    # `Quaternion.to_rotation_matrix` names one definition in one
-                    # file; it is not one more word, so it is not capped with them.
-                    qual_score[f] = max(qual_score[f], w * case_w * (q_bonus - 1.0))
-                if c > named_score[f].get(name, 0.0):
-                    named_score[f][name] = c
+                    qualified_hits[f] = max(qualified_hits[f], w * case_w * (q_bonus - 1.0))
+                if c > named[f].get(name, 0.0):
+                    named[f][name] = c
                 prev = fs[f].named.get(s)
                 if prev is None or c * q_bonus > prev[0]:
                     fs[f].named[s] = (c * q_bonus, f"names symbol `{qual}`")
-    # Partial: `Subs` in the issue, `_print_Subs` in the printer. Weaker than exact.
-    if W_PARTIAL:
-        parts_index = _part_index(index)
-        for ident, w in idents.items():
-            xp = split_words(ident)
-            if not xp or len(ident) < 4 or w < PARTIAL_MIN_W:
-                continue  # prose words match too many names by accident
-            rarity = _term_rarity(index, ident)
-            key = max(xp, key=len)
-            for name in parts_index.get(key, ())[:200]:
-                if name.lower() == ident.lower() or not _contains(split_words(name), xp):
-                    continue
-                defs = index.definitions(name).get(name, [])
-                files = {f for f, _ in defs}
-                if not files or len(files) > 60:
-                    continue
-                idf = math.log(1.0 + n / len(files)) / log_n
-                c = W_PARTIAL * w * idf * idf * rarity
-                for f, s in defs:
-                    if c > named_score[f].get(name, 0.0):
-                        named_score[f][name] = c
-                    prev = fs[f].named.get(s)
-                    if prev is None or c > prev[0]:
-                        fs[f].named[s] = (
-                            c,
-                            f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`",
-                        )
-    for f, per_name in named_score.items():
-        symbol_s[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qual_score[f]
-        best = sorted(fs[f].named.values(), reverse=True)[:2]
-        fs[f].reasons.extend(r for _, r in best)
 
-    explicit: dict[int, float] = defaultdict(float)
-    for f in set(path_s) | set(frame_s) | set(module_s) | set(symbol_s):
-        explicit[f] = (
-            W_PATH * path_s.get(f, 0.0)
-            + W_FRAME * frame_s.get(f, 0.0)
-            + W_FRAME_LAST * last_s.get(f, 0.0)
-            + W_MODULE * module_s.get(f, 0.0)
-            + W_SYMBOL * symbol_s.get(f, 0.0)
-        )
 
-    # Lexical match.
-    bm = bm25_scores(index, m.query)
-    top_bm = max(bm.values(), default=0.0) or 1.0
-    bm_norm = {f: s / top_bm for f, s in bm.items()}
-    for f in sorted(bm_norm, key=bm_norm.__getitem__, reverse=True)[:5]:
-        fs[f].reasons.append(f"bm25 {bm_norm[f]:.2f}")
+def _partial_names(
+    index: RepoIndex,
+    idents: dict[str, float],
+    named: dict[int, dict[str, float]],
+    fs: dict[int, FileScore],
+) -> None:
+    """`Subs` in the issue, `_print_Subs` in the printer: weaker than exact, and only
+    for code-like mentions (prose words meet too many names by accident)."""
+    if not W_PARTIAL:
+        return
+    for ident, w in idents.items():
+        xp = split_words(ident)
+        if not xp or len(ident) < 4 or w < PARTIAL_MIN_W:
+            continue
+        rarity = _term_rarity(index, ident)
+        for name in index.names_with_part(max(xp, key=len))[:200]:
+            if name.lower() == ident.lower() or not _contains(split_words(name), xp):
+                continue
+            defs = index.definitions(name).get(name, [])
+            files = {f for f, _ in defs}
+            if not files or len(files) > MAX_DEFINING_FILES:
+                continue
+            c = W_PARTIAL * w * _definition_idf(index, len(files)) * rarity
+            for f, s in defs:
+                if c > named[f].get(name, 0.0):
+                    named[f][name] = c
+                prev = fs[f].named.get(s)
+                if prev is None or c > prev[0]:
+                    fs[f].named[s] = (c, f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`")
 
-    pt = path_token_scores(index, m.query)
-    top_pt = max(pt.values(), default=0.0) or 1.0
-    pt_norm = {f: s / top_pt for f, s in pt.items()}
-    for f in sorted(pt_norm, key=pt_norm.__getitem__, reverse=True)[:3]:
-        fs[f].reasons.append("path words match the issue")
 
-    base: dict[int, float] = defaultdict(float)
-    for f in set(explicit) | set(bm_norm):
-        base[f] = (
-            explicit.get(f, 0.0)
-            + W_BM25 * bm_norm.get(f, 0.0)
-            + W_PATHTOK * pt_norm.get(f, 0.0) * (PT_MIX + (1 - PT_MIX) * bm_norm.get(f, 0.0))
-        )
-
-    # Import-graph neighbours of the strongest explicit hits.
-    strong = sorted(explicit, key=explicit.__getitem__, reverse=True)[:5]
-    top_explicit = max(explicit.values(), default=0.0) or 1.0
+def _neighbours(
+    index: RepoIndex, explicit: dict[int, float], bm: dict[int, float], fs: dict[int, FileScore]
+) -> dict[int, float]:
+    """Import-graph neighbours of the strongest explicit hits, by their own BM25."""
+    # A test that names the function is no reason to lift what the test imports.
+    weight = {f: s * PRIOR.get(index.kinds[f], 0.3) for f, s in explicit.items()}
+    strong = sorted(weight, key=weight.__getitem__, reverse=True)[:5]
+    top_explicit = max(weight.values(), default=0.0) or 1.0
     bonus: dict[int, float] = defaultdict(float)
     for h in strong:
-        share = explicit[h] / top_explicit
+        share = weight[h] / top_explicit
         for nb in set(index.imports(h)) | set(index.imported_by(h)):
-            gain = W_NEIGHBOUR * share * bm_norm.get(nb, 0.0)
+            gain = W_NEIGHBOUR * share * bm.get(nb, 0.0)
             if gain > bonus[nb]:
                 bonus[nb] = gain
                 if gain > 0.3:
                     fs[nb].reasons.append(f"import neighbour of {index.paths[h]}")
-    for f, g in bonus.items():
-        base[f] += g
+    return bonus
 
-    # Priors by kind of file and language.
+
+def _priors(
+    index: RepoIndex, m: Mentions, base: dict[int, float], fs: dict[int, FileScore]
+) -> dict[int, float]:
     lang_prior = _language_prior(index, m)
     final: dict[int, float] = {}
     for f, s in base.items():
@@ -443,51 +512,31 @@ def rank(
         if prior < 1.0 and s > 0:
             label = "code outside the package (docs, examples)" if kind == "aux" else f"{kind} file"
             fs[f].reasons.append(f"{label} (down-weighted)")
+    return final
 
-    # Re-rank the head by its best single definition: an issue is usually about one
-    # function, and a file whose one function says what the issue says beats a file
-    # that says it spread over two thousand lines.
-    details: dict[int, Detail] = {}
 
-    def cached_details(files: list[int]) -> dict[int, Detail]:
-        missing = [f for f in files if f not in details]
-        if missing:
-            details.update(load_details(missing))
-            details.update({f: Detail([], {}) for f in missing if f not in details})
-        return {f: details[f] for f in files}
-
-    symlex: dict[int, float] = {}
-    if W_SYMLEX and final:
-        head = sorted(final, key=lambda f: -final[f])[:RERANK]
-        idf = _query_idf(index, m.query)
-        for f, det in cached_details(head).items():
-            symlex[f] = max(_symbol_bm25(det, m.query, idf).values(), default=0.0)
-        top_sl = max(symlex.values(), default=0.0) or 1.0
-        for f in head:
-            symlex[f] /= top_sl
-            prior = final[f] / base[f] if base[f] else 0.0
-            final[f] += W_SYMLEX * symlex[f] * prior
-
-    order = sorted(final, key=lambda f: (-final[f], index.paths[f]))
-    chosen = order[: max(top, _SYMBOL_FILES)]
-    files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
-    symbols, per_file = _rank_symbols(index, m, files[:_SYMBOL_FILES], fs, cached_details)
-    signals = {
-        f: {
-            "path": path_s.get(f, 0.0),
-            "frame": frame_s.get(f, 0.0),
-            "innermost": last_s.get(f, 0.0),
-            "module": module_s.get(f, 0.0),
-            "symbol": symbol_s.get(f, 0.0),
-            "bm25": bm_norm.get(f, 0.0),
-            "pathtok": pt_norm.get(f, 0.0),
-            "neighbour": bonus.get(f, 0.0),
-            "symlex": symlex.get(f, 0.0),
-            "final": final.get(f, 0.0),
-        }
-        for f in base
+def _rerank_by_definition(
+    index: RepoIndex,
+    m: Mentions,
+    final: dict[int, float],
+    base: dict[int, float],
+    details: Callable[[list[int]], dict[int, Detail]],
+) -> dict[int, float]:
+    """The head gains by its best single definition's BM25: a file whose one function
+    says what the issue says beats one that says it over two thousand lines."""
+    if not W_SYMLEX or not final:
+        return {}
+    head = sorted(final, key=lambda f: -final[f])[:RERANK]
+    idf = _query_idf(index, m.query)
+    best = {
+        f: max(_symbol_bm25(det, m.query, idf).values(), default=0.0)
+        for f, det in details(head).items()
     }
-    return Ranking(files=files[:top], symbols=symbols, per_file_symbols=per_file, signals=signals)
+    best = _normalized(best)
+    for f in head:
+        prior = final[f] / base[f] if base[f] else 0.0
+        final[f] += W_SYMLEX * best[f] * prior
+    return best
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -33,8 +33,8 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     """(core, detail) JSON entries for one file.
 
     `exact=False` skips `ast` for Python and uses the regex fallback: the index does
-    that for test files, which are half of a typical tree and rarely the answer, to
-    halve the cold build.
+    that for test files and examples, which are half of a typical tree and rarely the
+    answer, to halve the cold build; and generated files skip it by themselves.
 
     core: `lang`, `symbols`, `imports` ([module, level, [names]] for Python), `tf`
     (term frequencies of the whole file) and `len` (token count). detail: `lens`
@@ -46,7 +46,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     starts: list[int] = []
     imports: list[list[Any]] = []
     parsed = False
-    if lang == "python" and exact:
+    if lang == "python" and exact and not _looks_generated(text, lines):
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -114,6 +114,14 @@ _LANGS = {
     "php": "php", "lua": "lua", "sh": "shell", "bash": "shell", "r": "r", "jl": "julia",
     "m": "objc", "mm": "objc", "sql": "sql", "pl": "perl", "ex": "elixir", "exs": "elixir",
 }  # fmt: skip
+
+
+def _looks_generated(text: str, lines: list[str]) -> bool:
+    """Machine-written code (rule tables, parser tables): long lines of deeply nested
+    expressions that cost `ast` seconds per file and are never where a fix goes."""
+    return len(text) > 100_000 and (
+        len(text) / max(len(lines), 1) > 100 or max(map(len, lines)) > 2000
+    )
 
 
 def language(path: str) -> str:

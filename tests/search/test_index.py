@@ -1,0 +1,120 @@
+"""What the index extracts from a file and from a tree: symbols, spans, imports."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from agent_cli.search import locate_text
+from agent_cli.search.index import file_kind
+from agent_cli.search.symbols import analyze
+from tests.search.conftest import git, write
+
+
+def symbols(path: str, text: str) -> list[list]:
+    core, _ = analyze(path, textwrap.dedent(text).lstrip("\n"))
+    return core["symbols"]
+
+
+def test_python_symbols_with_spans_nesting_and_conditionals() -> None:
+    rows = symbols(
+        "m.py",
+        """
+        import os
+
+
+        class Outer:
+            @property
+            def size(self):
+                return 1
+
+            class Inner:
+                def deep(self):
+                    def helper():
+                        return 2
+                    return helper()
+
+
+        if os.name == "nt":
+            def platform_thing():
+                pass
+        else:
+            def platform_thing():
+                pass
+        """,
+    )
+    assert rows == [
+        ["Outer", "class", 4, 13],
+        ["Outer.size", "method", 6, 7],
+        ["Outer.Inner", "class", 9, 13],
+        ["Outer.Inner.deep", "method", 10, 13],
+        ["platform_thing", "function", 17, 18],
+        ["platform_thing", "function", 20, 21],
+    ]
+
+
+def test_regex_fallback_for_other_languages_and_python_2() -> None:
+    js = symbols(
+        "app.js",
+        """
+        export function render(node) {
+          return node;
+        }
+
+        class Widget {
+          draw(ctx) {
+            ctx.fill();
+          }
+        }
+        """,
+    )
+    assert [r[:2] for r in js] == [
+        ["render", "function"],
+        ["Widget", "class"],
+        ["Widget.draw", "method"],
+    ]
+    py2 = symbols("old.py", 'def greet(name):\n    print "hi", name\n')
+    assert py2 == [["greet", "function", 1, 2]]
+
+
+def test_file_kinds() -> None:
+    assert file_kind("pkg/core.py") == "code"
+    assert file_kind("pkg/tests/test_core.py") == "test"
+    assert file_kind("testing/conftest.py") == "test"
+    assert file_kind("docs/conf.py") == "aux"
+    assert file_kind("README.md") == "doc"
+    assert file_kind("setup.cfg") == "config"
+    assert file_kind("vendor/lib/x.py") is None
+    assert file_kind("static/jquery-3.5.1.js") is None
+    assert file_kind("data/table.csv") is None
+
+
+def test_relative_and_src_layout_imports_resolve_to_files(tmp_path: Path) -> None:
+    root = tmp_path / "srcrepo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, "src/lib/__init__.py", "from .engine import run\n")
+    write(
+        root,
+        "src/lib/engine.py",
+        "from . import util\nfrom .codec.wire import encode_frame\n\ndef run():\n    return util.clamp(encode_frame(1))\n",
+    )
+    write(root, "src/lib/util.py", "def clamp(x):\n    return x\n")
+    write(root, "src/lib/codec/__init__.py", "")
+    write(root, "src/lib/codec/wire.py", "import lib.util\n\ndef encode_frame(x):\n    return x\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "init")
+
+    result = locate_text("encode_frame breaks in lib.engine.run", repo=root, top=5)
+    by_path = {f.path: f for f in result.files}
+    engine = by_path["src/lib/engine.py"]
+    assert set(engine.imports) == {
+        "src/lib/util.py",
+        "src/lib/codec/wire.py",
+        "src/lib/__init__.py",
+    }
+    assert "src/lib/__init__.py" in engine.imported_by
+    assert by_path["src/lib/codec/wire.py"].imports == ["src/lib/util.py"]
+    # A frame through site-packages finds the file under src/.
+    tb = 'Traceback:\n  File "/venv/site-packages/lib/util.py", line 2, in clamp\n'
+    assert locate_text("crash\n" + tb, repo=root).files[0].path == "src/lib/util.py"
