@@ -69,6 +69,7 @@ _ABOUT_DOCS = re.compile(
 _IMPORT_LINE = re.compile(
     r"^[ \t]*(?:>>>[ \t]*)?(?:from[ \t]+[\w.]+[ \t]+import|import)[ \t][^\n]*$", re.MULTILINE
 )
+_FROM_IMPORT = re.compile(r"\bfrom[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)")
 _ALIAS = re.compile(r"\bimport[ \t]+([\w.]+)[ \t]+as[ \t]+(\w+)")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DETAILS = re.compile(r"<details>(.*?)(?:</details>|\Z)", re.DOTALL | re.IGNORECASE)
@@ -108,6 +109,9 @@ class Mentions:
     paths: dict[str, float] = field(default_factory=dict)
     dotted: dict[str, float] = field(default_factory=dict)
     dotted_prose: set[str] = field(default_factory=set)
+    title_idents: set[str] = field(default_factory=set)
+    imported: dict[str, float] = field(default_factory=dict)
+    """`from a.b import C` in the issue's code, as "a.b.C": public API the reporter used"""
     """dotted names written in prose ("the bug is in astropy.io.fits.card"), not code"""
     idents: dict[str, float] = field(default_factory=dict)
     query: dict[str, float] = field(default_factory=dict)
@@ -194,6 +198,12 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     # `xarray.where`.
     imports = [im.span() for im in _IMPORT_LINE.finditer(body)]
     aliases = {al.group(2): al.group(1) for al in _ALIAS.finditer(body)}
+    for fm in _FROM_IMPORT.finditer(body):
+        w = weight_at(fm.start()) * (1.0 if in_code(fm.start()) else 0.8)
+        for part in fm.group(2).strip("()").split(","):
+            name = part.strip().split(" as ")[0].strip()
+            if name.isidentifier():
+                _bump(m.imported, f"{fm.group(1)}.{name}", w)
     dotted_spans: list[tuple[int, int]] = []
     for dm in _DOTTED.finditer(body):
         name = dm.group(1)
@@ -231,6 +241,8 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         else:
             w = 0.3
         _bump(m.idents, ident, w * weight_at(pos))
+        if pos < title_end:
+            m.title_idents.add(ident)
 
     counts: Counter[str] = Counter()
     for im in IDENT.finditer(body):

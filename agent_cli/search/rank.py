@@ -65,6 +65,9 @@ CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
 MAX_DEFINING_FILES = 60  # a name defined in more files than this points nowhere
 RERANK = 20
+TITLE_RARITY = 0.3
+W_API = 0.75
+HUB = 0.5
 PRIOR = {"code": 1.0, "test": 0.3, "aux": 0.4, "doc": 0.3, "config": 0.4, "skip": 0.0}
 K1, B = 1.2, 0.75
 _SYMBOL_FILES = 12  # files whose symbols are scored in detail
@@ -88,15 +91,18 @@ class Signals:
     innermost: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     module: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     named: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    api: dict[int, float] = field(default_factory=lambda: defaultdict(float))
 
     def explicit(self) -> dict[int, float]:
         files = set(self.path) | set(self.frame) | set(self.module) | set(self.named)
+        files |= set(self.api)
         return {
             f: W_PATH * self.path.get(f, 0.0)
             + W_FRAME * self.frame.get(f, 0.0)
             + W_FRAME_LAST * self.innermost.get(f, 0.0)
             + W_MODULE * self.module.get(f, 0.0)
             + W_SYMBOL * self.named.get(f, 0.0)
+            + W_API * self.api.get(f, 0.0)
             for f in files
         }
 
@@ -260,7 +266,7 @@ def rank(
     idents, qualified = _modules(index, m, sig, fs)
     named: dict[int, dict[str, float]] = defaultdict(dict)
     qualified_hits: dict[int, float] = defaultdict(float)
-    _exact_names(index, idents, qualified, named, qualified_hits, fs)
+    _exact_names(index, idents, m.title_idents, qualified, named, qualified_hits, fs)
     _partial_names(index, idents, named, fs)
     for f, per_name in named.items():
         sig.named[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qualified_hits[f]
@@ -307,13 +313,14 @@ def rank(
             "innermost": sig.innermost.get(f, 0.0),
             "module": sig.module.get(f, 0.0),
             "symbol": sig.named.get(f, 0.0),
+            "api": sig.api.get(f, 0.0),
             "bm25": bm.get(f, 0.0),
             "pathtok": pathwords.get(f, 0.0),
             "neighbour": neighbours.get(f, 0.0),
             "symlex": symlex.get(f, 0.0),
             "final": final.get(f, 0.0),
         }
-        for f in base
+        for f in order[:50]
     }
     return Ranking(files=files[:top], symbols=symbols, per_file_symbols=per_file, signals=signals)
 
@@ -369,6 +376,12 @@ def _modules(
     qualified: dict[str, float] = {}
     idents = dict(m.idents)
     resolved: list[tuple[int, str, float]] = []
+    api: list[tuple[int, str, float]] = []
+    for name, w in m.imported.items():
+        module, _, attr = name.rpartition(".")
+        f = index.modules.get(module)
+        if f is not None:
+            api.append((f, attr, w))
     for name, w in m.dotted.items():
         parts = name.split(".")
         consumed = 0
@@ -383,6 +396,8 @@ def _modules(
                 used = 1.0 if name in m.dotted_prose else CODE_MODULE_W
                 resolved.append((f, ".".join(parts[:k]), w * weak * used))
             consumed = k
+            if k < len(parts):
+                api.append((f, parts[k], w))
             break
         rest = parts[consumed:]
         for i, part in enumerate(rest):
@@ -398,7 +413,34 @@ def _modules(
     for f, mod, w in resolved:
         sig.module[f] = max(sig.module[f], w / spread)
         fs[f].reasons.append(f"module `{mod}` named in the issue")
+    _api_definitions(index, api, sig, fs)
     return idents, qualified
+
+
+def _api_definitions(
+    index: RepoIndex, api: list[tuple[int, str, float]], sig: Signals, fs: dict[int, FileScore]
+) -> None:
+    """`xarray.where`, `from sympy import Rational`: the public name, followed through
+    the package's imports (two hops: `sympy/__init__` -> `core/__init__` ->
+    `core/numbers.py`) to the file that defines it."""
+    for mod_file, name, w in api:
+        defs = index.definitions(name).get(name, [])
+        files = {f for f, _ in defs}
+        if not files or len(files) > MAX_DEFINING_FILES:
+            continue
+        if mod_file in files:
+            owners = {mod_file}
+        else:
+            hop1 = set(index.imports(mod_file))
+            owners = files & hop1
+            if not owners:
+                hop2 = {g for h in hop1 for g in index.imports(h)}
+                owners = files & hop2
+        if not 1 <= len(owners) <= 3:
+            continue
+        for f in owners:
+            sig.api[f] = max(sig.api[f], w / len(owners))
+            fs[f].reasons.append(f"defines `{name}` of `{index.paths[mod_file]}`'s API")
 
 
 def _definition_idf(index: RepoIndex, files: int) -> float:
@@ -410,6 +452,7 @@ def _definition_idf(index: RepoIndex, files: int) -> float:
 def _exact_names(
     index: RepoIndex,
     idents: dict[str, float],
+    in_title: set[str],
     qualified: dict[str, float],
     named: dict[int, dict[str, float]],
     qualified_hits: dict[int, float],
@@ -422,8 +465,12 @@ def _exact_names(
         if not spellings:
             continue
         rarity = _term_rarity(index, ident)
+        if ident in in_title:
+            # The title's subject is the subject, however often the tree says it.
+            rarity = max(rarity, TITLE_RARITY)
         for name, defs in spellings.items():
-            case_w = 1.0 if name == ident else 0.5
+            # "Posify ignores ..." starts a sentence: `posify` is meant, not another case.
+            case_w = 1.0 if name == ident or ident == name.capitalize() else 0.5
             files = {f for f, _ in defs}
             if len(files) > MAX_DEFINING_FILES:
                 continue
@@ -488,7 +535,9 @@ def _neighbours(
     for h in strong:
         share = weight[h] / top_explicit
         for nb in set(index.imports(h)) | set(index.imported_by(h)):
-            gain = W_NEIGHBOUR * share * bm.get(nb, 0.0)
+            # A hub (imported by half the tree) is everyone's neighbour: says nothing.
+            degree = len(index.imported_by(nb)) + len(index.imports(nb))
+            gain = W_NEIGHBOUR * share * bm.get(nb, 0.0) / (1.0 + HUB * math.log1p(degree))
             if gain > bonus[nb]:
                 bonus[nb] = gain
                 if gain > 0.3:
