@@ -31,9 +31,10 @@ __all__ = [
 
 def locate_issue(issue_path: Path, *, repo: Path, top: int = 10) -> LocateResult:
     """Rank `repo`'s files and symbols for the issue in the Markdown file `issue_path`."""
+    started = time.perf_counter()
     issue_path = Path(issue_path)
     _check_top(top)
-    root = _check_repo(Path(repo))
+    root, sha = _check_repo(Path(repo), None)
     if not issue_path.exists():
         raise UsageError(
             f"issue file not found: {issue_path}",
@@ -50,7 +51,7 @@ def locate_issue(issue_path: Path, *, repo: Path, top: int = 10) -> LocateResult
             f"issue file is empty: {issue_path}",
             hint="write the issue (a title line, then what goes wrong) into the file and run again",
         )
-    return _locate(text, root=root, top=top, extra_terms=(), commit=None)
+    return _locate(text, root=root, sha=sha, top=top, extra_terms=(), started=started)
 
 
 def locate_text(
@@ -66,14 +67,17 @@ def locate_text(
     `extra_terms` are search terms from the analysis (identifiers, phrases); they
     weigh like the issue's title. `commit` defaults to HEAD.
     """
+    started = time.perf_counter()
     _check_top(top)
-    root = _check_repo(Path(repo))
+    root, sha = _check_repo(Path(repo), commit)
     if not issue_text or not issue_text.strip():
         raise UsageError(
             "the issue text is empty",
             hint="give the issue's title and description as the text to locate",
         )
-    return _locate(issue_text, root=root, top=top, extra_terms=tuple(extra_terms), commit=commit)
+    return _locate(
+        issue_text, root=root, sha=sha, top=top, extra_terms=tuple(extra_terms), started=started
+    )
 
 
 def _check_top(top: int) -> None:
@@ -84,7 +88,9 @@ def _check_top(top: int) -> None:
         )
 
 
-def _check_repo(repo: Path) -> Path:
+def _check_repo(repo: Path, commit: str | None) -> tuple[Path, str]:
+    """The repository's root and the commit to index, or a UsageError saying which
+    of the two is missing and how to get it."""
     from agent_cli.search import gitrepo
 
     if not repo.is_dir():
@@ -92,38 +98,33 @@ def _check_repo(repo: Path) -> Path:
             f"repository directory not found: {repo}",
             hint="pass an existing git checkout with --repo DIR",
         )
-    root = gitrepo.toplevel(repo)
+    root, sha = gitrepo.toplevel_and_commit(repo, commit or "HEAD")
     if root is None:
         raise UsageError(
             f"not a git repository: {repo}",
-            hint="pass a git checkout with --repo DIR, or make one with: git init && git add -A && git commit -m init",
+            hint="pass a git checkout with --repo DIR, or make one with: "
+            "git init && git add -A && git commit -m init",
         )
-    return root
-
-
-def _locate(
-    text: str, *, root: Path, top: int, extra_terms: tuple[str, ...], commit: str | None
-) -> LocateResult:
-    from agent_cli.cache import open_cache
-    from agent_cli.search import gitrepo
-    from agent_cli.search.index import load_details, load_index
-    from agent_cli.search.issue import parse_issue
-    from agent_cli.search.rank import rank
-
-    started = time.perf_counter()
-    rev = commit or "HEAD"
-    try:
-        sha = gitrepo.resolve_commit(root, rev)
-    except gitrepo.GitError:
-        if commit is None:
-            raise UsageError(
-                f"the repository at {root} has no commits yet",
-                hint="commit the code first: git add -A && git commit -m init",
-            ) from None
+    if sha is None and commit is None:
+        raise UsageError(
+            f"the repository at {root} has no commits yet",
+            hint="commit the code first: git add -A && git commit -m init",
+        )
+    if sha is None:
         raise UsageError(
             f"unknown commit {commit!r} in {root}",
             hint=f"pass a commit that exists, see: git -C {root} log --oneline",
-        ) from None
+        )
+    return root, sha
+
+
+def _locate(
+    text: str, *, root: Path, sha: str, top: int, extra_terms: tuple[str, ...], started: float
+) -> LocateResult:
+    from agent_cli.cache import open_cache
+    from agent_cli.search.index import load_details, load_index
+    from agent_cli.search.issue import parse_issue
+    from agent_cli.search.rank import rank
 
     agent_dir = root / ".agent"
     if not (agent_dir / "cache" / "index").is_dir():

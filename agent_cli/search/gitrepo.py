@@ -40,17 +40,25 @@ def _git(repo: Path, *args: str, input: bytes | None = None) -> bytes:
     return proc.stdout
 
 
-def toplevel(repo: Path) -> Path | None:
-    """The work tree root containing `repo`, or None when it is not in a git work tree."""
+def toplevel_and_commit(repo: Path, rev: str) -> tuple[Path | None, str | None]:
+    """(work tree root, commit of `rev`) in one `git rev-parse`; None for what is not
+    there: no repository at all, or a repository where `rev` names no commit (no
+    commits yet, or an unknown revision)."""
     try:
-        out = _git(repo, "rev-parse", "--show-toplevel")
-    except GitError:
-        return None
-    return Path(out.decode().strip())
-
-
-def resolve_commit(repo: Path, rev: str = "HEAD") -> str:
-    return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+        proc = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--show-toplevel", f"{rev}^{{commit}}"],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH") from exc
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    # Outside a repository stdout is empty; inside one, the root comes first even when
+    # the revision then fails (git echoes the unresolved argument after it).
+    root = Path(lines[0]) if lines else None
+    if proc.returncode == 0 and len(lines) >= 2:
+        return root, lines[1].strip()
+    return root, None
 
 
 def git_common_dir(repo: Path) -> Path:

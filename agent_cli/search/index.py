@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from agent_cli.search import gitrepo
-from agent_cli.search.symbols import analyze
-from agent_cli.search.tokens import split_words, words
+from agent_cli.search.tokens import words
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 
@@ -133,6 +132,9 @@ def _pack(values: list[int]) -> str:
     return ",".join(map(str, values))
 
 
+_KINDS = {"c": "class", "f": "function", "m": "method"}
+_KIND_LETTERS = {v: k for k, v in _KINDS.items()}
+
 # What the commit entry holds, in this order; RepoIndex's other fields are derived.
 _STORED = (
     "commit",
@@ -144,7 +146,6 @@ _STORED = (
     "packed_importers",
     "packed_postings",
     "packed_defs",
-    "packed_parts",
 )
 
 
@@ -170,12 +171,11 @@ class RepoIndex:
     packed_postings: dict[str, str]
     """term -> "file,tf,file,tf,..." over the whole tree"""
     packed_defs: dict[str, str]
-    """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings)"""
-    packed_parts: list[str]
-    """POSTING_BUCKETS strings ";part:Name,Other;..." : the compound leaf names
-    (`_print_Subs`, `SlicedLowLevelWCS`) that contain a lower-cased name part"""
+    """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings;
+    an empty spelling is the key itself)"""
     stats: BuildStats | None = field(default=None, compare=False)
     _symbols: dict[int, list[list[Any]]] = field(default_factory=dict, repr=False)
+    _rows: dict[int, list[str]] = field(default_factory=dict, repr=False)
     _postings: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -189,18 +189,35 @@ class RepoIndex:
         """[qualified name, kind, line, end_line] rows of file `f`, in file order."""
         rows = self._symbols.get(f)
         if rows is None:
-            rows = []
-            for line in self.packed_symbols[f].split("|") if self.packed_symbols[f] else ():
-                name, kind, start, end = line.split(",")
-                rows.append([name, kind, int(start), int(end)])
+            rows = [self._row(line) for line in self._split(f)]
             self._symbols[f] = rows
         return rows
+
+    def symbol(self, f: int, s: int) -> list[Any]:
+        """Row `s` of file `f`; parses that row only (names match in many files)."""
+        rows = self._symbols.get(f)
+        return rows[s] if rows is not None else self._row(self._split(f)[s])
+
+    def _split(self, f: int) -> list[str]:
+        split = self._rows.get(f)
+        if split is None:
+            packed = self.packed_symbols[f]
+            split = self._rows[f] = packed.split("|") if packed else []
+        return split
+
+    @staticmethod
+    def _row(line: str) -> list[Any]:
+        name, kind, start, end = line.split(",")
+        return [name, _KINDS.get(kind, kind), int(start), int(end)]
 
     def postings(self, term: str) -> list[int]:
         post = self._postings.get(term)
         if post is None:
             bucket = self.packed_postings[bucket_of(term)]
-            post = self._postings[term] = _ints(_find_posting(bucket, term))
+            post = _ints(_find_posting(bucket, term))
+            for k in range(2, len(post), 2):  # file numbers are stored as gaps
+                post[k] += post[k - 2]
+            self._postings[term] = post
         return post
 
     def definitions(self, ident: str) -> dict[str, list[tuple[int, int]]]:
@@ -211,13 +228,8 @@ class RepoIndex:
         for group in packed.split(";") if packed else ():
             name, _, refs = group.partition("|")
             nums = _ints(refs)
-            out[name] = list(zip(nums[::2], nums[1::2], strict=True))
+            out[name or ident.lower()] = list(zip(nums[::2], nums[1::2], strict=True))
         return out
-
-    def names_with_part(self, part: str) -> list[str]:
-        """Compound leaf names of the tree having `part` (lower-case) as a name part."""
-        found = _find_posting(self.packed_parts[bucket_of(part)], part)
-        return found.split(",") if found else []
 
     def imports(self, f: int) -> list[int]:
         return _ints(self.packed_imports[f])
@@ -326,6 +338,9 @@ def _is_binary(data: bytes) -> bool:
 
 
 def _analyze_one(item: tuple[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    # Imported here: the parsers (two dozen regexes, ast) are for building only.
+    from agent_cli.search.symbols import analyze
+
     path, text = item
     return analyze(path, text, exact=file_kind(path) not in ("test", "aux"))
 
@@ -453,7 +468,12 @@ def _assemble(
             refs = defs[leaf.lower()][leaf]
             refs.append(i)
             refs.append(s)
-        packed_symbols.append("|".join(",".join(map(str, row)) for row in core["symbols"]))
+        packed_symbols.append(
+            "|".join(
+                f"{name},{_KIND_LETTERS.get(kind, kind)},{start},{end}"
+                for name, kind, start, end in core["symbols"]
+            )
+        )
     imports = _resolve_imports(paths, [cores[p]["imports"] for p in paths])
     importers: list[list[int]] = [[] for _ in paths]
     for i, deps in enumerate(imports):
@@ -469,32 +489,21 @@ def _assemble(
         packed_importers=[_pack(deps) for deps in importers],
         packed_postings=_bucket_postings(postings),
         packed_defs={
-            low: ";".join(f"{name}|{_pack(refs)}" for name, refs in spellings.items())
+            # The spelling is left out when it is the key itself (most Python names).
+            low: ";".join(
+                f"{'' if name == low else name}|{_pack(refs)}" for name, refs in spellings.items()
+            )
             for low, spellings in defs.items()
         },
-        packed_parts=_bucket_parts(spellings for spellings in defs.values()),
     )
 
 
 def _bucket_postings(postings: dict[str, list[int]]) -> list[str]:
     buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
     for term, lst in postings.items():
-        buckets[bucket_of(term)].append(f";{term}:{_pack(lst)}")
-    return ["".join(b) for b in buckets]
-
-
-def _bucket_parts(groups: Any) -> list[str]:
-    by_part: dict[str, list[str]] = defaultdict(list)
-    for spellings in groups:
-        for name in spellings:
-            parts = split_words(name)
-            if len(parts) > 1:
-                for part in dict.fromkeys(parts):
-                    if len(part) > 2:
-                        by_part[part].append(name)
-    buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
-    for part, names in by_part.items():
-        buckets[bucket_of(part)].append(f";{part}:{','.join(names)}")
+        # Gaps between file numbers are short numbers: a third less to decompress.
+        gaps = [lst[k] - lst[k - 2] if k >= 2 and k % 2 == 0 else lst[k] for k in range(len(lst))]
+        buckets[bucket_of(term)].append(f";{term}:{_pack(gaps)}")
     return ["".join(b) for b in buckets]
 
 

@@ -46,7 +46,7 @@ from itertools import pairwise
 
 from agent_cli.search.index import Detail, RepoIndex
 from agent_cli.search.issue import Frame, Mentions
-from agent_cli.search.symbols import language
+from agent_cli.search.langs import language
 from agent_cli.search.tokens import ident_tokens, split_words, stem
 
 W_PATH = 4.5
@@ -65,6 +65,7 @@ CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
 MAX_DEFINING_FILES = 60  # a name defined in more files than this points nowhere
 RERANK = 20
+PARTIAL_FILES = 40
 TITLE_RARITY = 0.3
 W_API = 0.75
 HUB = 0.5
@@ -194,12 +195,15 @@ def _path_tokens(index: RepoIndex) -> tuple[list[dict[str, float]], dict[str, fl
     if cached is None:
         per_file: list[dict[str, float]] = []
         df: Counter[str] = Counter()
+        by_dir: dict[str, dict[str, float]] = {}
         for p in index.paths:
-            *dirs, name = p.split("/")
-            toks: dict[str, float] = {}
-            for d in dirs:
-                for t in ident_tokens(d):
-                    toks[stem(t)] = 0.5
+            folder, _, name = p.rpartition("/")
+            dir_toks = by_dir.get(folder)
+            if dir_toks is None:  # a tree has ten times fewer folders than files
+                dir_toks = by_dir[folder] = {
+                    stem(t): 0.5 for d in folder.split("/") if d for t in ident_tokens(d)
+                }
+            toks = dict(dir_toks)
             for t in ident_tokens(name.rsplit(".", 1)[0]):
                 toks[stem(t)] = 1.0
             per_file.append(toks)
@@ -267,15 +271,16 @@ def rank(
     named: dict[int, dict[str, float]] = defaultdict(dict)
     qualified_hits: dict[int, float] = defaultdict(float)
     _exact_names(index, idents, m.title_idents, qualified, named, qualified_hits, fs)
-    _partial_names(index, idents, named, fs)
+    bm = _normalized(bm25_scores(index, m.query))
+    head = sorted(bm, key=bm.__getitem__, reverse=True)[:PARTIAL_FILES]
+    _partial_names(index, idents, head, named, fs)
     for f, per_name in named.items():
         sig.named[f] = min(sum(per_name.values()), SYMBOL_CAP) + W_QUALIFIED * qualified_hits[f]
         best = sorted(fs[f].named.values(), reverse=True)[:2]
         fs[f].reasons.extend(r for _, r in best)
     explicit = sig.explicit()
 
-    bm = _normalized(bm25_scores(index, m.query))
-    for f in sorted(bm, key=bm.__getitem__, reverse=True)[:5]:
+    for f in head[:5]:
         fs[f].reasons.append(f"bm25 {bm[f]:.2f}")
     pathwords = _normalized(path_token_scores(index, m.query))
     for f in sorted(pathwords, key=pathwords.__getitem__, reverse=True)[:3]:
@@ -476,7 +481,7 @@ def _exact_names(
                 continue
             idf = _definition_idf(index, len(files))
             for f, s in defs:
-                qual, kind = index.symbols(f)[s][:2]
+                qual, kind = index.symbol(f, s)[:2]
                 q_bonus = 1.0
                 for pair, qw in qualified.items():
                     if qual == pair or qual.endswith("." + pair):
@@ -495,32 +500,42 @@ def _exact_names(
 def _partial_names(
     index: RepoIndex,
     idents: dict[str, float],
+    candidates: list[int],
     named: dict[int, dict[str, float]],
     fs: dict[int, FileScore],
 ) -> None:
-    """`Subs` in the issue, `_print_Subs` in the printer: weaker than exact, and only
-    for code-like mentions (prose words meet too many names by accident)."""
+    """`Subs` in the issue, `_print_Subs` in the printer: weaker than exact, only for
+    code-like mentions (prose words meet too many names by accident), and only among
+    files the words already point at (`candidates`), which keeps it cheap."""
     if not W_PARTIAL:
         return
+    by_part: dict[str, list[tuple[str, list[str], float]]] = defaultdict(list)
     for ident, w in idents.items():
         xp = split_words(ident)
-        if not xp or len(ident) < 4 or w < PARTIAL_MIN_W:
-            continue
-        rarity = _term_rarity(index, ident)
-        for name in index.names_with_part(max(xp, key=len))[:200]:
-            if name.lower() == ident.lower() or not _contains(split_words(name), xp):
+        if xp and len(ident) >= 4 and w >= PARTIAL_MIN_W:
+            by_part[max(xp, key=len)].append((ident, xp, w))
+    if not by_part:
+        return
+    for f in candidates:
+        for s, row in enumerate(index.symbols(f)):
+            leaf = row[0].rsplit(".", 1)[-1]
+            parts = split_words(leaf)
+            if len(parts) < 2:
                 continue
-            defs = index.definitions(name).get(name, [])
-            files = {f for f, _ in defs}
-            if not files or len(files) > MAX_DEFINING_FILES:
-                continue
-            c = W_PARTIAL * w * _definition_idf(index, len(files)) * rarity
-            for f, s in defs:
-                if c > named[f].get(name, 0.0):
-                    named[f][name] = c
-                prev = fs[f].named.get(s)
-                if prev is None or c > prev[0]:
-                    fs[f].named[s] = (c, f"symbol `{index.symbols(f)[s][0]}` contains `{ident}`")
+            for part in set(parts) & by_part.keys():
+                for ident, xp, w in by_part[part]:
+                    if leaf.lower() == ident.lower() or not _contains(parts, xp):
+                        continue
+                    files = {g for g, _ in index.definitions(leaf).get(leaf, [])}
+                    if len(files) > MAX_DEFINING_FILES:
+                        continue
+                    c = W_PARTIAL * w * _definition_idf(index, max(len(files), 1))
+                    c *= _term_rarity(index, ident)
+                    if c > named[f].get(leaf, 0.0):
+                        named[f][leaf] = c
+                    prev = fs[f].named.get(s)
+                    if prev is None or c > prev[0]:
+                        fs[f].named[s] = (c, f"symbol `{row[0]}` contains `{ident}`")
 
 
 def _neighbours(

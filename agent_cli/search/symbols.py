@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from agent_cli.search.langs import language
 from agent_cli.search.tokens import IDENT, ident_tokens
 
 # symbol: [qualified name, kind, line, end_line]
@@ -105,29 +106,12 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     return core, detail
 
 
-_LANGS = {
-    "py": "python", "pyi": "python", "pyx": "cython", "pxd": "cython",
-    "js": "javascript", "jsx": "javascript", "mjs": "javascript", "cjs": "javascript",
-    "ts": "typescript", "tsx": "typescript", "go": "go", "rs": "rust", "rb": "ruby",
-    "java": "java", "kt": "kotlin", "scala": "scala", "c": "c", "h": "c", "cc": "cpp",
-    "cpp": "cpp", "cxx": "cpp", "hpp": "cpp", "hh": "cpp", "cs": "csharp", "swift": "swift",
-    "php": "php", "lua": "lua", "sh": "shell", "bash": "shell", "r": "r", "jl": "julia",
-    "m": "objc", "mm": "objc", "sql": "sql", "pl": "perl", "ex": "elixir", "exs": "elixir",
-}  # fmt: skip
-
-
 def _looks_generated(text: str, lines: list[str]) -> bool:
     """Machine-written code (rule tables, parser tables): long lines of deeply nested
     expressions that cost `ast` seconds per file and are never where a fix goes."""
     return len(text) > 100_000 and (
         len(text) / max(len(lines), 1) > 100 or max(map(len, lines)) > 2000
     )
-
-
-def language(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _LANGS.get(ext, "text")
 
 
 def _py_symbols(

@@ -68,6 +68,7 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=100_000)
 def split_words(ident: str) -> list[str]:
     """The lower-cased parts of an identifier, without the whole form or folding."""
     return [p.lower() for p in _PARTS.findall(ident)]

@@ -224,3 +224,13 @@ def test_issue_parsing_shapes() -> None:
         "length",
     )
     assert ident_tokens("HTTPDigestAuth") == ("httpdigestauth", "http", "digest", "auth")
+
+
+def test_repository_without_commits_is_a_usage_error(tmp_path: Path) -> None:
+    bare = tmp_path / "fresh"
+    bare.mkdir()
+    git(bare, "init", "-q")
+    with pytest.raises(UsageError, match="no commits") as info:
+        locate_text("anything", repo=bare)
+    assert info.value.hint and "git commit" in info.value.hint
+    assert not (bare / ".agent").exists()
