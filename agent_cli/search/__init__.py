@@ -45,7 +45,13 @@ def locate_issue(issue_path: Path, *, repo: Path, top: int = 10) -> LocateResult
             f"issue path is not a file: {issue_path}",
             hint="pass the path of a Markdown file describing the issue, e.g. agent locate ISSUE.md",
         )
-    text = issue_path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = issue_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read issue file {issue_path}: {exc.strerror or exc}",
+            hint="check the file's permissions, or pass another file",
+        ) from None
     if not text.strip():
         raise UsageError(
             f"issue file is empty: {issue_path}",

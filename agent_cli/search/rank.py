@@ -308,9 +308,10 @@ def rank(
     symlex = _rerank_by_definition(index, m, final, base, cached_details)
 
     order = sorted(final, key=lambda f: (-final[f], index.paths[f]))
-    chosen = order[: max(top, _SYMBOL_FILES)]
+    detailed = max(_SYMBOL_FILES, min(top, 30))  # each costs one cache read
+    chosen = order[: max(top, detailed)]
     files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
-    symbols, per_file = _rank_symbols(index, m, files[:_SYMBOL_FILES], fs, cached_details)
+    symbols, per_file = _rank_symbols(index, m, files[:detailed], fs, cached_details)
     signals = {
         f: {
             "path": sig.path.get(f, 0.0),
@@ -450,7 +451,7 @@ def _api_definitions(
 
 def _definition_idf(index: RepoIndex, files: int) -> float:
     n = len(index.paths)
-    idf = math.log(1.0 + n / files) / math.log(1.0 + n)
+    idf = math.log(1.0 + n / max(files, 1)) / math.log(1.0 + n)
     return idf * idf
 
 
@@ -516,21 +517,26 @@ def _partial_names(
             by_part[max(xp, key=len)].append((ident, xp, w))
     if not by_part:
         return
+    rarity: dict[str, float] = {}
+    idf: dict[str, float] = {}  # leaf -> IDF of its definitions, 0 when too common
     for f in candidates:
         for s, row in enumerate(index.symbols(f)):
             leaf = row[0].rsplit(".", 1)[-1]
             parts = split_words(leaf)
             if len(parts) < 2:
                 continue
-            for part in set(parts) & by_part.keys():
+            for part in by_part.keys() & set(parts):
                 for ident, xp, w in by_part[part]:
                     if leaf.lower() == ident.lower() or not _contains(parts, xp):
                         continue
-                    files = {g for g, _ in index.definitions(leaf).get(leaf, [])}
-                    if len(files) > MAX_DEFINING_FILES:
+                    if leaf not in idf:
+                        n = len({g for g, _ in index.definitions(leaf).get(leaf, [])})
+                        idf[leaf] = _definition_idf(index, n) if n <= MAX_DEFINING_FILES else 0.0
+                    if ident not in rarity:
+                        rarity[ident] = _term_rarity(index, ident)
+                    c = W_PARTIAL * w * idf[leaf] * rarity[ident]
+                    if not c:
                         continue
-                    c = W_PARTIAL * w * _definition_idf(index, max(len(files), 1))
-                    c *= _term_rarity(index, ident)
                     if c > named[f].get(leaf, 0.0):
                         named[f][leaf] = c
                     prev = fs[f].named.get(s)
