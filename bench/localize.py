@@ -22,6 +22,7 @@ inside the project checkout.
     python bench/localize.py --repo sympy --limit 10
     python bench/localize.py --warm-only           # reuse built indexes: ranking work
     python bench/localize.py --misses              # list instances where top-1 missed
+    python bench/localize.py --warm-only --wall 5  # + warm CLI wall time, largest trees
 """
 
 from __future__ import annotations
@@ -212,6 +213,9 @@ def main() -> None:
     ap.add_argument("--warm-only", action="store_true", help="reuse existing indexes")
     ap.add_argument("--misses", action="store_true", help="list instances missed at top 1")
     ap.add_argument("--dump", type=Path, help="write per-instance results as JSON lines")
+    ap.add_argument(
+        "--wall", type=int, default=0, metavar="K", help="time warm CLI runs on the K largest trees"
+    )
     args = ap.parse_args()
 
     main_checkout = Path(__file__).resolve().parents[1]
@@ -253,6 +257,37 @@ def main() -> None:
                     print(f"    {p}  {'; '.join(r['reasons'].get(p, []))}")
     print_table(results)
     print(f"({os.cpu_count()} CPUs; cold = empty cache, index built; warm = second call)")
+    if args.wall:
+        print_wall(rows, results, args.wall, args.cache, args.mirrors)
+
+
+def print_wall(rows: list[dict], results: list[dict], k: int, cache: Path, mirrors: Path) -> None:
+    """Warm `agent locate` as a user runs it: a new process (Python start-up, Typer,
+    imports) on the k instances with the largest trees, 5 runs each."""
+    by_id = {r["instance_id"]: r for r in rows}
+    biggest = sorted(results, key=lambda r: -r["files_indexed"])[:k]
+    issue = cache / "wall-issue.md"
+    walls: list[float] = []
+    for res in biggest:
+        row = by_id[res["id"]]
+        tree = materialize(mirror_for(mirrors, row["repo"]), row["repo"], row["base_commit"], cache)
+        issue.write_text(row["problem_statement"])
+        argv = [sys.executable, "-m", "agent_cli", "locate", str(issue), "--repo", str(tree)]
+        subprocess.run([*argv, "--json"], capture_output=True, check=True)  # warm the cache
+        for mode in (["--json"], []):
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                subprocess.run([*argv, *mode], capture_output=True, check=True)
+                times.append(time.perf_counter() - t)
+            walls.extend(times)
+            label = "json " if mode else "table"
+            print(
+                f"wall {label} {res['id']:38} files {res['files_indexed']:5}  "
+                f"median {statistics.median(times):.3f}s  max {max(times):.3f}s"
+            )
+    if walls:
+        print(f"warm `agent locate` wall over {len(walls)} runs: max {max(walls):.3f}s")
 
 
 if __name__ == "__main__":
