@@ -22,7 +22,7 @@ inside the project checkout.
     python bench/localize.py --repo sympy --limit 10
     python bench/localize.py --warm-only           # reuse built indexes: ranking work
     python bench/localize.py --misses              # list instances where top-1 missed
-    python bench/localize.py --warm-only --wall 5  # + warm CLI wall time, largest trees
+    python bench/localize.py --warm-only --wall 5  # + warm CLI wall time, 5 slowest
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def main() -> None:
     ap.add_argument("--misses", action="store_true", help="list instances missed at top 1")
     ap.add_argument("--dump", type=Path, help="write per-instance results as JSON lines")
     ap.add_argument(
-        "--wall", type=int, default=0, metavar="K", help="time warm CLI runs on the K largest trees"
+        "--wall", type=int, default=0, metavar="K", help="time warm CLI runs on the K slowest"
     )
     args = ap.parse_args()
 
@@ -263,9 +263,9 @@ def main() -> None:
 
 def print_wall(rows: list[dict], results: list[dict], k: int, cache: Path, mirrors: Path) -> None:
     """Warm `agent locate` as a user runs it: a new process (Python start-up, Typer,
-    imports) on the k instances with the largest trees, 5 runs each."""
+    imports) on the k instances whose warm in-process call was slowest, 5 runs each."""
     by_id = {r["instance_id"]: r for r in rows}
-    biggest = sorted(results, key=lambda r: -r["files_indexed"])[:k]
+    biggest = sorted(results, key=lambda r: -r["warm"])[:k]
     issue = cache / "wall-issue.md"
     walls: list[float] = []
     for res in biggest:

@@ -23,9 +23,9 @@ needs no migration, only a rebuild.
 Files indexed: tracked regular files under 1 MB, not binary (NUL in the first 8 KB),
 not in vendored trees or bundled copies (`jquery-3.5.1.js`), with a source, config
 or documentation extension. Data files (.csv, .dat, .fits...) stay out: they are not
-where an issue is fixed and their vocabulary drowns BM25. Which kind a file is
-(code, test, docs...) is decided from its path at query time, so those rules can
-change without a rebuild.
+where an issue is fixed and their vocabulary drowns BM25. What can be derived from
+the paths alone (file kinds, module names, path words) is derived once, at assembly,
+and stored with the commit: a warm query should only decode, not recompute.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ import re
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 from agent_cli.search import gitrepo
-from agent_cli.search.tokens import words
+from agent_cli.search.tokens import ident_tokens, stem, words
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 
@@ -71,25 +71,33 @@ _TEST_FILE = re.compile(r"^(test_.*|.*_tests?\.[^.]+|conftest\.py|.*\.(test|spec
 
 def file_kind(path: str) -> str | None:
     """`code`, `test`, `aux` (code under doc/, examples/...), `doc` or `config` for
-    files we index; None for the rest. Cheap: the ranker recomputes it per query."""
-    parts = path.split("/")
-    name = parts[-1]
-    if any(p in VENDORED for p in parts[:-1]) or name.endswith((".min.js", ".min.css")):
-        return None
-    if _BUNDLE.search(name):
+    files we index; None for the rest. Stored per commit: changing these rules means
+    bumping INDEX_VERSION."""
+    folder, _, name = path.rpartition("/")
+    where = _folder_kind(folder)
+    if where == "vendored" or name.endswith((".min.js", ".min.css")) or _BUNDLE.search(name):
         return None
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if ext in _CODE_EXT:
-        if _TEST_FILE.match(name) or any(p in _TEST_DIRS for p in parts[:-1]):
+        if where == "test" or _TEST_FILE.match(name):
             return "test"
-        if any(p in _AUX_DIRS for p in parts[:-1]):
-            return "aux"
-        return "code"
+        return "aux" if where == "aux" else "code"
     if name in _BARE_NAMES or ext in _CONFIG_EXT:
         return "config"
     if ext in _DOC_EXT or name.upper().startswith(("README", "CHANGES", "CHANGELOG")):
         return "doc"
     return None
+
+
+@lru_cache(maxsize=20_000)
+def _folder_kind(folder: str) -> str:
+    # Per folder, not per file: a tree has ten times fewer of them.
+    parts = folder.split("/") if folder else []
+    if any(p in VENDORED for p in parts):
+        return "vendored"
+    if any(p in _TEST_DIRS for p in parts):
+        return "test"
+    return "aux" if any(p in _AUX_DIRS for p in parts) else ""
 
 
 @dataclass
@@ -133,6 +141,8 @@ def _pack(values: list[int]) -> str:
 
 
 _KINDS = {"c": "class", "f": "function", "m": "method"}
+_KIND_NAMES = {"c": "code", "t": "test", "a": "aux", "d": "doc", "g": "config"}
+_KIND_CODES = {v: k for k, v in _KIND_NAMES.items()}
 _KIND_LETTERS = {v: k for k, v in _KINDS.items()}
 
 # What the commit entry holds, in this order; RepoIndex's other fields are derived.
@@ -146,6 +156,9 @@ _STORED = (
     "packed_importers",
     "packed_postings",
     "packed_defs",
+    "packed_kinds",
+    "module_names",
+    "path_words",
 )
 
 
@@ -173,6 +186,12 @@ class RepoIndex:
     packed_defs: dict[str, str]
     """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings;
     an empty spelling is the key itself)"""
+    packed_kinds: str
+    """one letter per file (see `_KIND_CODES`)"""
+    module_names: dict[str, int]
+    """dotted module name -> file (see `module_map`)"""
+    path_words: list[str]
+    """per file: stemmed words of its folders, "|", words of its name (see `path_words`)"""
     stats: BuildStats | None = field(default=None, compare=False)
     _symbols: dict[int, list[list[Any]]] = field(default_factory=dict, repr=False)
     _rows: dict[int, list[str]] = field(default_factory=dict, repr=False)
@@ -234,22 +253,27 @@ class RepoIndex:
     def imports(self, f: int) -> list[int]:
         return _ints(self.packed_imports[f])
 
+    def degree(self, f: int) -> int:
+        """Import edges of `f`, counted without unpacking them."""
+        a, b = self.packed_imports[f], self.packed_importers[f]
+        return (a.count(",") + 1 if a else 0) + (b.count(",") + 1 if b else 0)
+
     def imported_by(self, f: int) -> list[int]:
         return _ints(self.packed_importers[f])
 
     @cached_property
     def kinds(self) -> list[str]:
-        """File kinds, from the paths (None: a file this version would not index)."""
-        return [file_kind(p) or "skip" for p in self.paths]
+        """File kinds (`file_kind`), decided when the commit was indexed."""
+        return [_KIND_NAMES.get(c, "skip") for c in self.packed_kinds]
 
     @cached_property
     def path_ids(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
 
-    @cached_property
+    @property
     def modules(self) -> dict[str, int]:
         """Dotted module name -> file, for Python files (see `module_map`)."""
-        return module_map(self.paths)
+        return self.module_names
 
     @cached_property
     def avg_len(self) -> float:
@@ -294,8 +318,9 @@ def module_map(paths: list[str]) -> dict[str, int]:
     return out
 
 
-def _resolve_imports(paths: list[str], raw: list[list[list[Any]]]) -> list[list[int]]:
-    modules = module_map(paths)
+def _resolve_imports(
+    paths: list[str], modules: dict[str, int], raw: list[list[list[Any]]]
+) -> list[list[int]]:
     inverse: dict[int, str] = {}
     for name, i in modules.items():
         # The canonical (shorter, package-rooted) name is what relative imports count from.
@@ -439,6 +464,7 @@ def _well_formed(data: Any) -> bool:
         and data.get("v") == INDEX_VERSION
         and all(k in data for k in _STORED)
         and len(data["paths"]) == len(data["packed_symbols"]) == len(data["lens"])
+        and len(data["paths"]) == len(data["packed_kinds"]) == len(data["path_words"])
     )
 
 
@@ -474,7 +500,8 @@ def _assemble(
                 for name, kind, start, end in core["symbols"]
             )
         )
-    imports = _resolve_imports(paths, [cores[p]["imports"] for p in paths])
+    modules = module_map(paths)
+    imports = _resolve_imports(paths, modules, [cores[p]["imports"] for p in paths])
     importers: list[list[int]] = [[] for _ in paths]
     for i, deps in enumerate(imports):
         for j in deps:
@@ -487,6 +514,9 @@ def _assemble(
         packed_symbols=packed_symbols,
         packed_imports=[_pack(deps) for deps in imports],
         packed_importers=[_pack(deps) for deps in importers],
+        packed_kinds="".join(_KIND_CODES.get(file_kind(p) or "", "s") for p in paths),
+        module_names=modules,
+        path_words=[path_words(p) for p in paths],
         packed_postings=_bucket_postings(postings),
         packed_defs={
             # The spelling is left out when it is the key itself (most Python names).
@@ -496,6 +526,15 @@ def _assemble(
             for low, spellings in defs.items()
         },
     )
+
+
+def path_words(path: str) -> str:
+    """The stemmed words of a path's folders and of its file name, "dir words|name
+    words": what `linkcheck`, `mocked` or `typehints` in an issue can meet."""
+    folder, _, name = path.rpartition("/")
+    dirs = {stem(t) for d in folder.split("/") if d for t in ident_tokens(d)}
+    names = {stem(t) for t in ident_tokens(name.rsplit(".", 1)[0])}
+    return " ".join(sorted(dirs - names)) + "|" + " ".join(sorted(names))
 
 
 def _bucket_postings(postings: dict[str, list[int]]) -> list[str]:

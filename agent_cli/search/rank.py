@@ -195,17 +195,9 @@ def _path_tokens(index: RepoIndex) -> tuple[list[dict[str, float]], dict[str, fl
     if cached is None:
         per_file: list[dict[str, float]] = []
         df: Counter[str] = Counter()
-        by_dir: dict[str, dict[str, float]] = {}
-        for p in index.paths:
-            folder, _, name = p.rpartition("/")
-            dir_toks = by_dir.get(folder)
-            if dir_toks is None:  # a tree has ten times fewer folders than files
-                dir_toks = by_dir[folder] = {
-                    stem(t): 0.5 for d in folder.split("/") if d for t in ident_tokens(d)
-                }
-            toks = dict(dir_toks)
-            for t in ident_tokens(name.rsplit(".", 1)[0]):
-                toks[stem(t)] = 1.0
+        for words in index.path_words:
+            folder, _, name = words.partition("|")
+            toks = dict.fromkeys(folder.split(), 0.5) | dict.fromkeys(name.split(), 1.0)
             per_file.append(toks)
             df.update(toks.keys())
         n = len(index.paths) + 1
@@ -527,7 +519,7 @@ def _partial_names(
                 continue
             for part in by_part.keys() & set(parts):
                 for ident, xp, w in by_part[part]:
-                    if leaf.lower() == ident.lower() or not _contains(parts, xp):
+                    if leaf.lower() == ident.lower() or len(xp) > 1 and not _contains(parts, xp):
                         continue
                     if leaf not in idf:
                         n = len({g for g, _ in index.definitions(leaf).get(leaf, [])})
@@ -557,7 +549,7 @@ def _neighbours(
         share = weight[h] / top_explicit
         for nb in set(index.imports(h)) | set(index.imported_by(h)):
             # A hub (imported by half the tree) is everyone's neighbour: says nothing.
-            degree = len(index.imported_by(nb)) + len(index.imports(nb))
+            degree = index.degree(nb)
             gain = W_NEIGHBOUR * share * bm.get(nb, 0.0) / (1.0 + HUB * math.log1p(degree))
             if gain > bonus[nb]:
                 bonus[nb] = gain
