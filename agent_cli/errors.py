@@ -5,7 +5,6 @@ from agent_cli.durable.errors import (
     CorruptRecord,
     RunLocked,
     RunNotFound,
-    StepFailed,
     Suspended,
     UsageError,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "CorruptRecord",
     "RunLocked",
     "RunNotFound",
-    "StepFailed",
     "Suspended",
     "UsageError",
 ]

@@ -42,15 +42,6 @@ class RunLocked(AgentError):
     """Another process is executing this run."""
 
 
-class StepFailed(AgentError):
-    """A checkpoint raised; the run is failed and can be resumed."""
-
-    def __init__(self, message: str, *, step: str, cause: BaseException, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.step = step
-        self.cause = cause
-
-
 class Suspended(BaseException):
     """Unwinds the flow at a wait. A BaseException so that `except Exception` in step
     code cannot swallow it; the engine catches it and the CLI exits 75."""

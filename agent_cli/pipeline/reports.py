@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, UTC
-from pathlib import Path
 from typing import Any
 
 from agent_cli.durable import Run, RunStore, fsio
@@ -171,7 +170,3 @@ def run_diff(run: Run) -> str | None:
 def pr_text(run: Run) -> str | None:
     path = run.path / "pr.md"
     return path.read_text(encoding="utf-8") if path.exists() else None
-
-
-def agent_dir_of(repo: Path) -> Path:
-    return repo / ".agent"
