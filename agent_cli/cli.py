@@ -67,7 +67,7 @@ def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
 
     run = _store(repo).get(outcome.run_id)
     data = run.load()
-    spent = sum(c.get("cost_usd") or 0.0 for c in reports.calls(run))
+    spent = reports.spent_usd(run)
     if as_json:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         _print_json({"run_id": outcome.run_id, "status": outcome.status, "reason": outcome.reason,

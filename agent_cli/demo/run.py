@@ -75,7 +75,7 @@ def run_demo(directory: Path | None) -> int:
 
     def show(outcome: object) -> None:
         run = service.store_for(repo).get(outcome.run_id)  # type: ignore[attr-defined]
-        spent = sum(c.get("cost_usd") or 0.0 for c in reports.calls(run))
+        spent = reports.spent_usd(run)
         render_outcome(outcome.run_id, outcome.status, outcome.reason,  # type: ignore[attr-defined]
                        run.load(), spent)
 

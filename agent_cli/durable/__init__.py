@@ -19,7 +19,6 @@ from agent_cli.durable.engine import (
     exit_code,
     flow,
     fork,
-    start,
     wait,
 )
 from agent_cli.durable.errors import (
@@ -56,6 +55,5 @@ __all__ = [
     "exit_code",
     "flow",
     "fork",
-    "start",
     "wait",
 ]

@@ -484,20 +484,6 @@ class Outcome:
     error: dict[str, Any] | None = None
 
 
-def start(
-    store: RunStore,
-    flow_fn: Callable[..., Any],
-    inputs: dict[str, Any],
-    *,
-    settings: dict[str, Any] | None = None,
-    meta: dict[str, Any] | None = None,
-    on_event: EventSink | None = None,
-) -> Outcome:
-    """Create a run of `flow_fn` with `inputs` and execute it."""
-    run = create(store, flow_fn, inputs, settings=settings, meta=meta)
-    return execute(run, flow_fn, on_event=on_event)
-
-
 def create(
     store: RunStore,
     flow_fn: Callable[..., Any],

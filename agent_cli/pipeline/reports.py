@@ -27,6 +27,11 @@ def calls(run: Run) -> list[dict[str, Any]]:
     return [fsio.read_json(p) for p in sorted(run.calls_dir.glob("[0-9]*.json"))]
 
 
+def spent_usd(run: Run) -> float:
+    """Dollars this run paid (served and failed calls cost nothing; unknown counts 0)."""
+    return sum(c.get("cost_usd") or 0.0 for c in calls(run))
+
+
 def _add(total: dict[str, Any], usage: dict[str, int], cost: float | None) -> None:
     for k in KINDS:
         total[k] = total.get(k, 0) + int(usage.get(k, 0))
@@ -136,7 +141,7 @@ def list_runs(store: RunStore) -> list[dict[str, Any]]:
     for run_id in reversed(store.ids()):
         run = store.get(run_id)
         data = run.load()
-        spent = sum(c.get("cost_usd") or 0.0 for c in calls(run))
+        spent = spent_usd(run)
         summary = _summary(run, data)
         summary["cost_usd"] = spent
         summary["age"] = _age(data.get("created_at"))
