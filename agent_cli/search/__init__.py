@@ -130,7 +130,8 @@ def _locate(
     from agent_cli.cache import open_cache
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
-    from agent_cli.search.rank import rank
+    from agent_cli.search.history import load_history, referenced_files
+    from agent_cli.search.rank import PastChanges, rank
 
     agent_dir = root / ".agent"
     if not (agent_dir / "cache" / "index").is_dir():
@@ -139,7 +140,11 @@ def _locate(
     try:
         index = load_index(root, cache, sha)
         mentions = parse_issue(text, extra_terms)
-        ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs))
+        past = PastChanges(
+            referenced=referenced_files(root, sha, text, cache),
+            similar=load_history(root, sha, cache).file_scores(mentions.query),
+        )
+        ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
     finally:
         cache.close()
 

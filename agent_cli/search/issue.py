@@ -37,6 +37,8 @@ _CODE_EXTS = (
 _IPY_FRAME = re.compile(rf"^\s*(\S+\.(?:{_CODE_EXTS})) in ([\w<>.]+)\(", re.MULTILINE)
 _IPY_ARROW = re.compile(r"^\s*-*>\s*(\d+)", re.MULTILINE)
 _PYTEST_FRAME = re.compile(rf"^\s*(\S+\.(?:{_CODE_EXTS})):(\d+):(?: in ([\w<>.]+))?", re.MULTILINE)
+# IPython 8: `File ~/env/site-packages/pkg/mod.py:313, in Class.method(self, x)`.
+_IPY8_FRAME = re.compile(rf"^\s*File (\S+\.(?:{_CODE_EXTS})):(\d+), in ([\w<>.]+)", re.MULTILINE)
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # Fenced blocks in a language other than Python (reST, shell, YAML, HTML...): their
@@ -280,5 +282,7 @@ def _frames(text: str, m: Mentions) -> None:
         found.append((fm.start(), fm.group(1), line, fm.group(2)))
     for fm in _PYTEST_FRAME.finditer(text):
         found.append((fm.start(), fm.group(1), int(fm.group(2)), fm.group(3)))
+    for fm in _IPY8_FRAME.finditer(text):
+        found.append((fm.start(), fm.group(1), int(fm.group(2)), fm.group(3).rsplit(".", 1)[-1]))
     found.sort()
     m.frames = [Frame(p, ln, fn, i) for i, (_, p, ln, fn) in enumerate(found)]

@@ -4,6 +4,7 @@ A file's score is a weighted sum of signals, then priors, then a re-rank of the 
 
     base  = W_PATH*path + W_FRAME*frame + W_FRAME_LAST*innermost + W_MODULE*module
           + W_SYMBOL*named + W_BM25*bm25 + W_PATHTOK*pathwords*bm25 + neighbours
+          + W_REFERENCED*referenced + W_SIMILAR*similar
     final = base * kind prior * language prior  (+ W_SYMLEX*best definition, head only)
 
 - path, frame, module: the issue names the file: a path (also inside URLs and diff
@@ -22,6 +23,11 @@ A file's score is a weighted sum of signals, then priors, then a re-rank of the 
   weighed by rarity among paths and contents, and only as far as BM25 agrees.
 - neighbours: files importing, or imported by, the strongest explicit hits, scaled by
   their own BM25: the named module's helpers come up, random importers do not.
+- referenced, similar: history (history.py): files changed by the issues, pull
+  requests and commits the issue refers to, and files changed by past commits whose
+  messages read like the issue; each square-rooted against its best file. These find
+  the file an issue describes only by behaviour ("the None in the signature is not a
+  link"), which no identifier names but earlier fixes of the same words changed.
 - priors: tests x0.3 unless the issue is about tests, docs/config/examples less,
   code in a language other than the tree's main one x0.5.
 - re-rank: the best `RERANK` files gain by their best single definition's BM25 (an
@@ -60,6 +66,8 @@ W_BM25 = 3.0
 W_PATHTOK = 2.5
 W_NEIGHBOUR = 0.65
 W_SYMLEX = 1.5
+W_REFERENCED = 3.0
+W_SIMILAR = 2.0
 SYMBOL_CAP = 1.1  # several names in one file add up, to a point
 CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
@@ -249,11 +257,22 @@ def _language_prior(index: RepoIndex, m: Mentions) -> Callable[[int], float]:
     return lambda f: 1.0 if langs[f] in (main, "text") or langs[f] in named else 0.5
 
 
+@dataclass
+class PastChanges:
+    """What history says (history.py), by repository path."""
+
+    referenced: dict[str, float] = field(default_factory=dict)
+    """files changed by the issues, pull requests and commits the issue refers to"""
+    similar: dict[str, float] = field(default_factory=dict)
+    """files changed by past commits whose messages read like the issue"""
+
+
 def rank(
     index: RepoIndex,
     m: Mentions,
     top: int,
     load_details: Callable[[list[int]], dict[int, Detail]],
+    past: PastChanges | None = None,
 ) -> Ranking:
     fs: dict[int, FileScore] = defaultdict(FileScore)
     sig = Signals()
@@ -286,7 +305,19 @@ def rank(
     neighbours = _neighbours(index, explicit, bm, fs)
     for f, gain in neighbours.items():
         base[f] = base.get(f, 0.0) + gain
+    past = past or PastChanges()
+    referenced = _by_file(index, past.referenced)
+    similar = _by_file(index, past.similar)
+    for f, v in referenced.items():
+        base[f] = base.get(f, 0.0) + W_REFERENCED * v
+        if v > 0.5:
+            fs[f].reasons.append("changed by a change the issue refers to")
+    for f, v in similar.items():
+        base[f] = base.get(f, 0.0) + W_SIMILAR * v
+    for f in sorted(similar, key=similar.__getitem__, reverse=True)[:3]:
+        fs[f].reasons.append("changed by past commits that read like the issue")
     final = _priors(index, m, base, fs)
+    prior = {f: final[f] / base[f] if base.get(f) else 0.0 for f in final}
 
     details: dict[int, Detail] = {}
 
@@ -299,7 +330,7 @@ def rank(
 
     symlex = _rerank_by_definition(index, m, final, base, cached_details)
 
-    order = sorted(final, key=lambda f: (-final[f], index.paths[f]))
+    order = sorted((f for f in final if final[f] > 0), key=lambda f: (-final[f], index.paths[f]))
     detailed = max(_SYMBOL_FILES, min(top, 30))  # each costs one cache read
     chosen = order[: max(top, detailed)]
     files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
@@ -315,12 +346,25 @@ def rank(
             "bm25": bm.get(f, 0.0),
             "pathtok": pathwords.get(f, 0.0),
             "neighbour": neighbours.get(f, 0.0),
+            "referenced": referenced.get(f, 0.0),
+            "similar": similar.get(f, 0.0),
             "symlex": symlex.get(f, 0.0),
+            "prior": prior.get(f, 0.0),
             "final": final.get(f, 0.0),
         }
         for f in order[:50]
     }
     return Ranking(files=files[:top], symbols=symbols, per_file_symbols=per_file, signals=signals)
+
+
+def _by_file(index: RepoIndex, scores: dict[str, float]) -> dict[int, float]:
+    """Path scores as file scores, square-rooted against the best (one commit more
+    or less should not swing a file far), for files that exist at this commit."""
+    ids = index.path_ids
+    top = max(scores.values(), default=0.0)
+    if top <= 0:
+        return {}
+    return {ids[p]: math.sqrt(v / top) for p, v in scores.items() if p in ids and v > 0}
 
 
 def _normalized(scores: dict[int, float]) -> dict[int, float]:

@@ -1,0 +1,235 @@
+"""What the repository's own history says about an issue.
+
+Two signals, both read with plain `git` from the indexed commit's ancestry (never a
+later commit: the ranking stays a function of the commit), both cached in the index
+cache so a second call runs no git command:
+
+- references: an issue that says "broke in #7428", links a pull request or names a
+  commit (`2a0c5c6f`) points at the code that change touched. Commits whose message
+  names the number (`Fix #7428`, `Merge pull request #7428 from ...`, at most a few
+  per number) and named commits that are ancestors give their changed files.
+- past changes like this one: the issue's words against the messages of the last
+  `HISTORY_COMMITS` commits (BM25 over the same code-aware tokens as the files); the
+  files changed by the best-matching commits get a share of each commit's score
+  (a commit touching many files gives each less). Sphinx issues about "typehints"
+  and "None" find the commits that fixed the same words before, and the file they
+  changed: `domains/python.py`, which no identifier of the issue names.
+
+Commits touching more than `MAX_CHANGED` files (reformatting, renames, releases) say
+nothing about any one file and are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from agent_cli.search.tokens import tokenize
+
+HISTORY_VERSION = 2
+HISTORY_COMMITS = 40_000
+MAX_CHANGED = 30
+TOP_COMMITS = 30
+COMMITS_PER_REF = 5
+MAX_REFS = 8
+K1, B = 1.2, 0.75
+
+# `#7428` (not `&#1234;`, not a colour), `/pull/7428`, `/issues/7428`.
+_NUMBER = re.compile(r"(?:(?<![\w&/#])#|/pull/|/issues/)(\d{2,6})\b")
+# A commit id: 7 to 40 hex digits with at least one letter and one digit.
+_SHA = re.compile(r"(?<![\w/.-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![\w-])")
+
+
+def references(text: str) -> tuple[list[str], list[str]]:
+    """(issue or pull request numbers, commit-like hex ids) the text mentions, in
+    order of first mention, at most `MAX_REFS` of each."""
+    numbers = list(dict.fromkeys(_NUMBER.findall(text)))[:MAX_REFS]
+    shas = list(dict.fromkeys(_SHA.findall(text)))[:MAX_REFS]
+    return numbers, shas
+
+
+def _git(root: Path, *args: str, input: str | None = None) -> str | None:
+    """Output of a git command, or None when it fails: history is a bonus, a
+    shallow clone or a missing object must not fail `agent locate`."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def referenced_files(root: Path, commit: str, text: str, cache: Any) -> dict[str, float]:
+    """Files changed by the changes the issue refers to, each with a weight: one per
+    reference that touched it, divided by the square root of the files it touched."""
+    numbers, shas = references(text)
+    if not numbers and not shas:
+        return {}
+    key = f"refs:{HISTORY_VERSION}:{commit}:{','.join(numbers)}:{','.join(shas)}"
+    cached = cache.get(key)
+    if isinstance(cached, dict):
+        return {str(k): float(v) for k, v in cached.items()}
+
+    commits: list[str] = []
+    for sha in shas:
+        full = _git(root, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
+        if full and _git(root, "merge-base", "--is-ancestor", full.strip(), commit) is not None:
+            commits.append(full.strip())
+    if numbers:
+        pattern = "#(" + "|".join(numbers) + ")([^0-9]|$)"
+        out = _git(root, "log", "-E", f"--grep={pattern}", "--format=%H%x00%B%x01", commit)
+        per_number: Counter[str] = Counter()
+        for record in (out or "").split("\x01"):
+            sha, _, message = record.strip().partition("\x00")
+            if not sha:
+                continue
+            said = set(re.findall(r"#(\d+)", message)) & set(numbers)
+            if said and all(per_number[n] < COMMITS_PER_REF for n in said):
+                per_number.update(said)
+                commits.append(sha)
+    scores: dict[str, float] = defaultdict(float)
+    for files in _changed_files(root, list(dict.fromkeys(commits))).values():
+        if 0 < len(files) <= MAX_CHANGED:
+            for path in files:
+                scores[path] += 1.0 / math.sqrt(len(files))
+    cache.set(key, dict(scores))
+    return dict(scores)
+
+
+def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]]:
+    """Files each commit changed (a merge: against its first parent, i.e. the whole
+    pull request), in one `git log --no-walk`."""
+    if not commits:
+        return {}
+    out = _git(
+        root,
+        "log",
+        "--no-walk=unsorted",
+        "--diff-merges=first-parent",
+        "--name-only",
+        "--format=%x00%H",
+        *commits,
+    )
+    changed: dict[str, list[str]] = {}
+    for record in (out or "").split("\x00")[1:]:
+        sha, _, names = record.partition("\n")
+        changed[sha.strip()] = [n for n in names.splitlines() if n.strip()]
+    return changed
+
+
+class History:
+    """The commits' messages as BM25 documents, and the files each changed.
+
+    Stored packed (strings of comma-separated numbers, one per term or commit) and
+    decoded only where a query needs it: sympy's 37,000 commits load in ~20 ms."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.paths: list[str] = data["paths"].split("\n") if data["paths"] else []
+        self._changed: list[str] = data["changed"].split("\n") if data["changed"] else []
+        self.lens: list[int] = _ints(data["lens"])
+        self._postings: dict[str, str] = data["postings"]
+
+    def to_json(self) -> dict[str, Any]:
+        return self._data
+
+    def changed(self, c: int) -> list[int]:
+        return _ints(self._changed[c])
+
+    def file_scores(self, query: dict[str, float]) -> dict[str, float]:
+        """The files changed by the commits whose messages best match `query`."""
+        n = len(self.lens)
+        if not n:
+            return {}
+        avg = sum(self.lens) / n
+        per_commit: dict[int, float] = defaultdict(float)
+        for term, qw in query.items():
+            packed = self._postings.get(term)
+            if not packed:
+                continue
+            post = _ints(packed)
+            df = len(post) // 2
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            for k in range(0, len(post), 2):
+                c, tf = post[k], post[k + 1]
+                norm = K1 * (1.0 - B + B * self.lens[c] / avg)
+                per_commit[c] += qw * idf * tf * (K1 + 1.0) / (tf + norm)
+        best = sorted(per_commit, key=lambda c: (-per_commit[c], c))[:TOP_COMMITS]
+        scores: dict[str, float] = defaultdict(float)
+        for c in best:
+            files = self.changed(c)
+            share = per_commit[c] / math.sqrt(len(files))
+            for p in files:
+                scores[self.paths[p]] += share
+        return dict(scores)
+
+
+def _ints(packed: str) -> list[int]:
+    return [int(x) for x in packed.split(",")] if packed else []
+
+
+def _pack(values: list[int]) -> str:
+    return ",".join(map(str, values))
+
+
+def load_history(root: Path, commit: str, cache: Any) -> History:
+    """The history index of `commit`, from the cache or built from `git log` (a
+    repository without history, or a shallow one, gives what it has)."""
+    key = f"history:{HISTORY_VERSION}:{HISTORY_COMMITS}:{commit}"
+    data = cache.get(key)
+    if _well_formed(data):
+        return History(data)
+    out = _git(
+        root,
+        "log",
+        "--no-merges",
+        f"--max-count={HISTORY_COMMITS}",
+        "--name-only",
+        "--format=%x00%B%x01",
+        commit,
+    )
+    path_ids: dict[str, int] = {}
+    changed: list[list[int]] = []
+    lens: list[int] = []
+    postings: dict[str, list[int]] = defaultdict(list)
+    for record in (out or "").split("\x00")[1:]:
+        message, _, names = record.partition("\x01")
+        files = [n for n in names.splitlines() if n.strip()]
+        if not files or len(files) > MAX_CHANGED:
+            continue
+        tf = Counter(tokenize(message))
+        if not tf:
+            continue
+        c = len(changed)
+        changed.append([path_ids.setdefault(p, len(path_ids)) for p in files])
+        lens.append(sum(tf.values()))
+        for term, count in tf.items():
+            postings[term] += (c, count)
+    data = {
+        "v": HISTORY_VERSION,
+        "paths": "\n".join(path_ids),
+        "changed": "\n".join(_pack(c) for c in changed),
+        "lens": _pack(lens),
+        "postings": {term: _pack(post) for term, post in postings.items()},
+    }
+    cache.set(key, data)
+    return History(data)
+
+
+def _well_formed(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("v") == HISTORY_VERSION
+        and all(isinstance(data.get(k), str) for k in ("paths", "changed", "lens"))
+        and isinstance(data.get("postings"), dict)
+    )

@@ -1,0 +1,121 @@
+"""History signals of agent_cli.search: changes the issue refers to, and past commits
+whose messages read like the issue, on a real git history made in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_cli.cache import open_cache
+from agent_cli.search import LocateResult, history, locate_text
+from agent_cli.search.history import load_history, referenced_files, references
+from tests.search.conftest import git, write
+
+
+def paths(result: LocateResult) -> list[str]:
+    return [f.path for f in result.files]
+
+
+def reasons(result: LocateResult, path: str) -> list[str]:
+    return next(f.reasons for f in result.files if f.path == path)
+
+
+def change(repo: Path, path: str, line: str, message: str) -> str:
+    target = repo / path
+    target.write_text(target.read_text() + line + "\n")
+    git(repo, "commit", "-q", "-am", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def storied(repo: Path) -> Path:
+    """The synthetic repository with a few fixes behind it."""
+    change(
+        repo,
+        "pkg/util/strings.py",
+        "# 1",
+        "Fix #41: tab characters vanish from rendered titles\n\nTabs were collapsed too.",
+    )
+    change(repo, "pkg/client.py", "# 2", "Retry budget counted the first attempt (#57)")
+    change(repo, "pkg/storage.py", "# 3", "Store: accept generators as rows")
+    return repo
+
+
+def test_references_are_numbers_links_and_commit_ids() -> None:
+    text = (
+        "Broke in #41, see https://github.com/o/r/pull/57 and /issues/58.\n"
+        "Bisected to 2a0c5c6f5b982a76615c544854cd6e7d35c67c7f; not `&#1234;` or "
+        "color #fff or deadbeef (no digit) or 12345678 (no letter)."
+    )
+    numbers, shas = references(text)
+    assert numbers == ["41", "57", "58"]
+    assert shas == ["2a0c5c6f5b982a76615c544854cd6e7d35c67c7f"]
+
+
+def test_a_referenced_issue_number_lifts_the_file_its_fix_changed(storied: Path) -> None:
+    # No word of this issue names strings.py; the fix of #41 changed it.
+    issue = "Titles lose their indentation again\n\nThis looks like a regression of #41."
+    result = locate_text(issue, repo=storied)
+    assert paths(result)[0] == "pkg/util/strings.py"
+    assert "changed by a change the issue refers to" in reasons(result, "pkg/util/strings.py")
+
+
+def test_a_commit_named_by_id_counts_only_if_it_is_in_the_history(storied: Path) -> None:
+    later = change(storied, "pkg/parser.py", "# 4", "Parser: later change")
+    base = git(storied, "rev-parse", "HEAD~1")
+    issue = f"Something broke after {later[:10]}"
+    at_base = locate_text(issue, repo=storied, commit=base)
+    assert all("refers to" not in r for f in at_base.files for r in f.reasons)
+    at_head = locate_text(issue, repo=storied)
+    assert paths(at_head)[0] == "pkg/parser.py"
+    assert "changed by a change the issue refers to" in reasons(at_head, "pkg/parser.py")
+
+
+def test_past_commits_with_the_same_words_lift_what_they_changed(storied: Path) -> None:
+    issue = "Rendered titles drop tab characters"
+    result = locate_text(issue, repo=storied)
+    assert paths(result)[0] == "pkg/util/strings.py"
+    assert "changed by past commits that read like the issue" in reasons(
+        result, "pkg/util/strings.py"
+    )
+
+
+def test_history_is_cached_per_commit_and_git_is_not_run_again(
+    storied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue = "Rendered titles drop tab characters, a regression of #41"
+    first = locate_text(issue, repo=storied)
+
+    def no_git(*args: object, **kwargs: object) -> None:
+        raise AssertionError("history ran git on a warm call")
+
+    monkeypatch.setattr(history, "_git", no_git)
+    second = locate_text(issue, repo=storied)
+    assert paths(second) == paths(first)
+    assert [f.reasons for f in second.files] == [f.reasons for f in first.files]
+
+
+def test_commits_touching_many_files_say_nothing(repo: Path) -> None:
+    for i in range(history.MAX_CHANGED + 1):
+        write(repo, f"pkg/gen/mod{i}.py", f"VALUE = {i}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Reformat everything for #77")
+    cache = open_cache(repo / ".agent", "index")
+    try:
+        head = git(repo, "rev-parse", "HEAD")
+        assert referenced_files(repo, head, "see #77", cache) == {}
+        assert load_history(repo, head, cache).file_scores({"reformat": 1.0}) == {}
+    finally:
+        cache.close()
+
+
+def test_no_history_to_speak_of_is_not_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "one"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, "a.py", "def compute():\n    return 1\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a")
+    result = locate_text("compute() returns 1, see #3 and abc1234", repo=root)
+    assert paths(result) == ["a.py"]
