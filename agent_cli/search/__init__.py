@@ -128,9 +128,9 @@ def _locate(
     text: str, *, root: Path, sha: str, top: int, extra_terms: tuple[str, ...], started: float
 ) -> LocateResult:
     from agent_cli.cache import open_cache
+    from agent_cli.search.history import load_history, referenced_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
-    from agent_cli.search.history import load_history, referenced_files
     from agent_cli.search.rank import PastChanges, rank
 
     agent_dir = root / ".agent"

@@ -30,13 +30,15 @@ from typing import Any
 
 from agent_cli.search.tokens import tokenize
 
-HISTORY_VERSION = 2
+HISTORY_VERSION = 4
 HISTORY_COMMITS = 40_000
 MAX_CHANGED = 30
 TOP_COMMITS = 30
 COMMITS_PER_REF = 5
 MAX_REFS = 8
 K1, B = 1.2, 0.75
+MAX_DF = 0.2
+MAX_TERMS = 80
 
 # `#7428` (not `&#1234;`, not a colour), `/pull/7428`, `/issues/7428`.
 _NUMBER = re.compile(r"(?:(?<![\w&/#])#|/pull/|/issues/)(\d{2,6})\b")
@@ -151,19 +153,30 @@ class History:
         n = len(self.lens)
         if not n:
             return {}
-        avg = sum(self.lens) / n
-        per_commit: dict[int, float] = defaultdict(float)
+        lens = self.lens
+        avg = sum(lens) / n
+        # The query's most telling terms only: a word in a fifth of all commit
+        # messages ("fix", the project's name) costs the most to decode and moves
+        # nothing. Document frequency comes from the packed string without decoding.
+        weighted: list[tuple[float, str, float]] = []
         for term, qw in query.items():
             packed = self._postings.get(term)
             if not packed:
                 continue
-            post = _ints(packed)
-            df = len(post) // 2
+            df = packed.count(",") + 1
+            if df > n * MAX_DF:
+                continue
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            for k in range(0, len(post), 2):
-                c, tf = post[k], post[k + 1]
-                norm = K1 * (1.0 - B + B * self.lens[c] / avg)
-                per_commit[c] += qw * idf * tf * (K1 + 1.0) / (tf + norm)
+            weighted.append((qw * idf, term, idf))
+        weighted.sort(reverse=True)
+        per_commit: dict[int, float] = defaultdict(float)
+        for _, term, idf in weighted[:MAX_TERMS]:
+            qw = query[term]
+            c = 0
+            for delta in _ints(self._postings[term]):
+                c += delta
+                # Messages are short: a word said twice is not twice the evidence.
+                per_commit[c] += qw * idf * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * lens[c] / avg))
         best = sorted(per_commit, key=lambda c: (-per_commit[c], c))[:TOP_COMMITS]
         scores: dict[str, float] = defaultdict(float)
         for c in best:
@@ -202,19 +215,22 @@ def load_history(root: Path, commit: str, cache: Any) -> History:
     changed: list[list[int]] = []
     lens: list[int] = []
     postings: dict[str, list[int]] = defaultdict(list)
+    last: dict[str, int] = defaultdict(int)
     for record in (out or "").split("\x00")[1:]:
         message, _, names = record.partition("\x01")
         files = [n for n in names.splitlines() if n.strip()]
         if not files or len(files) > MAX_CHANGED:
             continue
-        tf = Counter(tokenize(message))
-        if not tf:
+        tokens = tokenize(message)
+        if not tokens:
             continue
         c = len(changed)
         changed.append([path_ids.setdefault(p, len(path_ids)) for p in files])
-        lens.append(sum(tf.values()))
-        for term, count in tf.items():
-            postings[term] += (c, count)
+        lens.append(len(tokens))
+        for term in set(tokens):
+            post = postings[term]
+            post.append(c - last[term])  # ascending commit numbers, stored as gaps
+            last[term] = c
     data = {
         "v": HISTORY_VERSION,
         "paths": "\n".join(path_ids),
