@@ -164,7 +164,7 @@ class History:
             if not packed:
                 continue
             df = packed.count(",") + 1
-            if df > n * MAX_DF:
+            if df > n * MAX_DF and df > 100:
                 continue
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             weighted.append((qw * idf, term, idf))
