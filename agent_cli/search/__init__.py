@@ -128,7 +128,7 @@ def _locate(
     text: str, *, root: Path, sha: str, top: int, extra_terms: tuple[str, ...], started: float
 ) -> LocateResult:
     from agent_cli.cache import open_cache
-    from agent_cli.search.history import load_history, referenced_files
+    from agent_cli.search.history import referenced_files, similar_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
     from agent_cli.search.rank import PastChanges, rank
@@ -142,7 +142,7 @@ def _locate(
         mentions = parse_issue(text, extra_terms)
         past = PastChanges(
             referenced=referenced_files(root, sha, text, cache),
-            similar=load_history(root, sha, cache).file_scores(mentions.query),
+            similar=similar_files(root, sha, mentions.query, cache),
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
     finally:

@@ -24,13 +24,15 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import zlib
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent_cli.search.tokens import tokenize
 
-HISTORY_VERSION = 4
+HISTORY_VERSION = 5
 HISTORY_COMMITS = 40_000
 MAX_CHANGED = 30
 TOP_COMMITS = 30
@@ -39,6 +41,7 @@ MAX_REFS = 8
 K1, B = 1.2, 0.75
 MAX_DF = 0.2
 MAX_TERMS = 80
+BUCKETS = 256
 
 # `#7428` (not `&#1234;`, not a colour), `/pull/7428`, `/issues/7428`.
 _NUMBER = re.compile(r"(?:(?<![\w&/#])#|/pull/|/issues/)(\d{2,6})\b")
@@ -129,54 +132,75 @@ def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]]:
     return changed
 
 
+class StaleHistory(Exception):
+    """A bucket of a cached history is gone (evicted): rebuild it."""
+
+
 class History:
     """The commits' messages as BM25 documents, and the files each changed.
 
-    Stored packed (strings of comma-separated numbers, one per term or commit) and
-    decoded only where a query needs it: sympy's 37,000 commits load in ~20 ms."""
+    One cache entry holds the commits (message lengths, changed files) as packed
+    strings; the postings live in `BUCKETS` entries of their own, read only for the
+    query's words: sympy's 37,000 commits cost a warm call ~15 ms."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], bucket: Callable[[int], str | None]) -> None:
         self._data = data
+        self._bucket = bucket
+        self._buckets: dict[int, str] = {}
         self.paths: list[str] = data["paths"].split("\n") if data["paths"] else []
         self._changed: list[str] = data["changed"].split("\n") if data["changed"] else []
-        self.lens: list[int] = _ints(data["lens"])
-        self._postings: dict[str, str] = data["postings"]
-
-    def to_json(self) -> dict[str, Any]:
-        return self._data
+        self._lens: list[str] = data["lens"].split(",") if data["lens"] else []
+        self.size = len(self._lens)
 
     def changed(self, c: int) -> list[int]:
         return _ints(self._changed[c])
 
+    def postings(self, term: str) -> str:
+        """The term's commits as gaps ("3,1,40"), or "" when no message says it."""
+        b = _bucket_of(term)
+        text = self._buckets.get(b)
+        if text is None:
+            text = self._bucket(b)
+            if text is None:
+                raise StaleHistory(f"history bucket {b} is missing")
+            self._buckets[b] = text
+        start = text.find(";" + term + ":")
+        if start < 0:
+            return ""
+        start += len(term) + 2
+        return text[start : text.find(";", start)]
+
     def file_scores(self, query: dict[str, float]) -> dict[str, float]:
         """The files changed by the commits whose messages best match `query`."""
-        n = len(self.lens)
+        n = self.size
         if not n:
             return {}
-        lens = self.lens
-        avg = sum(lens) / n
+        # BM25 with every term counted once per message (messages are short: a word
+        # said twice is not twice the evidence), so a commit's factor depends on its
+        # length alone.
+        a = 1.0 + K1 * (1.0 - B)
+        b = K1 * B / float(self._data["avg"])
+        lens = self._lens
         # The query's most telling terms only: a word in a fifth of all commit
         # messages ("fix", the project's name) costs the most to decode and moves
         # nothing. Document frequency comes from the packed string without decoding.
-        weighted: list[tuple[float, str, float]] = []
+        weighted: list[tuple[float, str, str]] = []
         for term, qw in query.items():
-            packed = self._postings.get(term)
+            packed = self.postings(term)
             if not packed:
                 continue
             df = packed.count(",") + 1
             if df > n * MAX_DF and df > 100:
                 continue
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            weighted.append((qw * idf, term, idf))
+            weighted.append((qw * idf * (K1 + 1.0), term, packed))
         weighted.sort(reverse=True)
         per_commit: dict[int, float] = defaultdict(float)
-        for _, term, idf in weighted[:MAX_TERMS]:
-            qw = query[term]
+        for w, _, packed in weighted[:MAX_TERMS]:
             c = 0
-            for delta in _ints(self._postings[term]):
+            for delta in map(int, packed.split(",")):
                 c += delta
-                # Messages are short: a word said twice is not twice the evidence.
-                per_commit[c] += qw * idf * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * lens[c] / avg))
+                per_commit[c] += w / (a + b * int(lens[c]))
         best = sorted(per_commit, key=lambda c: (-per_commit[c], c))[:TOP_COMMITS]
         scores: dict[str, float] = defaultdict(float)
         for c in best:
@@ -187,6 +211,11 @@ class History:
         return dict(scores)
 
 
+def _bucket_of(term: str) -> int:
+    # crc32, not hash(): the bucket must be the same in every process.
+    return zlib.crc32(term.encode()) % BUCKETS
+
+
 def _ints(packed: str) -> list[int]:
     return [int(x) for x in packed.split(",")] if packed else []
 
@@ -195,13 +224,32 @@ def _pack(values: list[int]) -> str:
     return ",".join(map(str, values))
 
 
+def similar_files(root: Path, commit: str, query: dict[str, float], cache: Any) -> dict[str, float]:
+    """`History.file_scores` of `commit`'s history, rebuilt once if the cache lost a
+    part of it."""
+    try:
+        return load_history(root, commit, cache).file_scores(query)
+    except StaleHistory:
+        cache.delete(_history_key(commit))
+        return load_history(root, commit, cache).file_scores(query)
+
+
+def _history_key(commit: str) -> str:
+    return f"history:{HISTORY_VERSION}:{HISTORY_COMMITS}:{commit}"
+
+
 def load_history(root: Path, commit: str, cache: Any) -> History:
     """The history index of `commit`, from the cache or built from `git log` (a
     repository without history, or a shallow one, gives what it has)."""
-    key = f"history:{HISTORY_VERSION}:{HISTORY_COMMITS}:{commit}"
+    key = _history_key(commit)
+
+    def bucket(b: int) -> str | None:
+        text = cache.get(f"{key}:{b}")
+        return text if isinstance(text, str) else None
+
     data = cache.get(key)
     if _well_formed(data):
-        return History(data)
+        return History(data, bucket)
     out = _git(
         root,
         "log",
@@ -228,18 +276,24 @@ def load_history(root: Path, commit: str, cache: Any) -> History:
         changed.append([path_ids.setdefault(p, len(path_ids)) for p in files])
         lens.append(len(tokens))
         for term in set(tokens):
-            post = postings[term]
-            post.append(c - last[term])  # ascending commit numbers, stored as gaps
+            postings[term].append(c - last[term])  # ascending commits, stored as gaps
             last[term] = c
+    buckets: list[list[str]] = [[] for _ in range(BUCKETS)]
+    for term, post in postings.items():
+        buckets[_bucket_of(term)].append(f"{term}:{_pack(post)}")
     data = {
         "v": HISTORY_VERSION,
         "paths": "\n".join(path_ids),
         "changed": "\n".join(_pack(c) for c in changed),
         "lens": _pack(lens),
-        "postings": {term: _pack(post) for term, post in postings.items()},
+        "avg": (sum(lens) / len(lens)) if lens else 1.0,
     }
-    cache.set(key, data)
-    return History(data)
+    texts = {b: ";" + ";".join(items) + ";" for b, items in enumerate(buckets)}
+    with cache.transact():
+        for b, text in texts.items():
+            cache.set(f"{key}:{b}", text)
+        cache.set(key, data)  # last: a present commit entry means complete buckets
+    return History(data, texts.get)
 
 
 def _well_formed(data: Any) -> bool:
@@ -247,5 +301,6 @@ def _well_formed(data: Any) -> bool:
         isinstance(data, dict)
         and data.get("v") == HISTORY_VERSION
         and all(isinstance(data.get(k), str) for k in ("paths", "changed", "lens"))
-        and isinstance(data.get("postings"), dict)
+        and isinstance(data.get("avg"), (int, float))
+        and data["avg"] > 0
     )

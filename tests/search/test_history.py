@@ -9,7 +9,7 @@ import pytest
 
 from agent_cli.cache import open_cache
 from agent_cli.search import LocateResult, history, locate_text
-from agent_cli.search.history import load_history, referenced_files, references
+from agent_cli.search.history import load_history, referenced_files, references, similar_files
 from tests.search.conftest import git, write
 
 
@@ -119,3 +119,19 @@ def test_no_history_to_speak_of_is_not_an_error(tmp_path: Path) -> None:
     git(root, "commit", "-q", "-m", "a")
     result = locate_text("compute() returns 1, see #3 and abc1234", repo=root)
     assert paths(result) == ["a.py"]
+
+
+def test_a_lost_history_bucket_rebuilds_the_history(storied: Path) -> None:
+    head = git(storied, "rev-parse", "HEAD")
+    query = {"tab": 1.0, "titles": 1.0}
+    cache = open_cache(storied / ".agent", "index")
+    try:
+        first = similar_files(storied, head, query, cache)
+        assert next(iter(first)) == "pkg/util/strings.py"
+        key = history._history_key(head)
+        bucket = history._bucket_of("tab")
+        assert cache.delete(f"{key}:{bucket}")  # as an eviction would
+        assert similar_files(storied, head, query, cache) == first
+        assert isinstance(cache.get(f"{key}:{bucket}"), str)
+    finally:
+        cache.close()
