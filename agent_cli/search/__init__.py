@@ -128,7 +128,7 @@ def _locate(
     text: str, *, root: Path, sha: str, top: int, extra_terms: tuple[str, ...], started: float
 ) -> LocateResult:
     from agent_cli.cache import open_cache
-    from agent_cli.search.history import referenced_files, similar_files
+    from agent_cli.search.history import prefetch_history, referenced_files, similar_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
     from agent_cli.search.rank import PastChanges, rank
@@ -137,15 +137,19 @@ def _locate(
     if not (agent_dir / "cache" / "index").is_dir():
         _exclude_agent_dir(root)  # first use only: a warm call spends no git call on it
     cache = open_cache(agent_dir, "index")
+    log = None
     try:
+        log = prefetch_history(root, sha, cache)  # git reads the log meanwhile
         index = load_index(root, cache, sha)
         mentions = parse_issue(text, extra_terms)
         past = PastChanges(
             referenced=referenced_files(root, sha, text, cache),
-            similar=similar_files(root, sha, mentions.query, cache),
+            similar=similar_files(root, sha, mentions.query, cache, log),
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
     finally:
+        if log is not None:
+            log.close()
         cache.close()
 
     files = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import tempfile
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -224,11 +225,17 @@ def _pack(values: list[int]) -> str:
     return ",".join(map(str, values))
 
 
-def similar_files(root: Path, commit: str, query: dict[str, float], cache: Any) -> dict[str, float]:
+def similar_files(
+    root: Path,
+    commit: str,
+    query: dict[str, float],
+    cache: Any,
+    prefetched: LogReader | None = None,
+) -> dict[str, float]:
     """`History.file_scores` of `commit`'s history, rebuilt once if the cache lost a
     part of it."""
     try:
-        return load_history(root, commit, cache).file_scores(query)
+        return load_history(root, commit, cache, prefetched).file_scores(query)
     except StaleHistory:
         cache.delete(_history_key(commit))
         return load_history(root, commit, cache).file_scores(query)
@@ -238,7 +245,49 @@ def _history_key(commit: str) -> str:
     return f"history:{HISTORY_VERSION}:{HISTORY_COMMITS}:{commit}"
 
 
-def load_history(root: Path, commit: str, cache: Any) -> History:
+class LogReader:
+    """`git log` of the commits a history is built from, running in the background
+    (into a temporary file: a pipe would stall git once full) so that a cold call
+    reads the log while it builds the file index."""
+
+    def __init__(self, root: Path, commit: str) -> None:
+        # Closed by text() or close(): it outlives this call by design.
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        args = ["log", "--no-merges", f"--max-count={HISTORY_COMMITS}", "--name-only"]
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                ["git", "-C", str(root), *args, "--format=%x00%B%x01", commit],
+                stdout=self._out,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            self._proc = None
+
+    def text(self) -> str | None:
+        """The log, or None when git failed (no history to speak of)."""
+        with self._out:
+            if self._proc is None or self._proc.wait() != 0:
+                return None
+            self._out.seek(0)
+            return self._out.read().decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        """Stop git if the log was never read (the call failed before it)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._out.close()
+
+
+def prefetch_history(root: Path, commit: str, cache: Any) -> LogReader | None:
+    """Start `git log` now if `commit`'s history is not cached; pass the reader to
+    `similar_files` later."""
+    return None if _well_formed(cache.get(_history_key(commit))) else LogReader(root, commit)
+
+
+def load_history(
+    root: Path, commit: str, cache: Any, prefetched: LogReader | None = None
+) -> History:
     """The history index of `commit`, from the cache or built from `git log` (a
     repository without history, or a shallow one, gives what it has)."""
     key = _history_key(commit)
@@ -250,15 +299,7 @@ def load_history(root: Path, commit: str, cache: Any) -> History:
     data = cache.get(key)
     if _well_formed(data):
         return History(data, bucket)
-    out = _git(
-        root,
-        "log",
-        "--no-merges",
-        f"--max-count={HISTORY_COMMITS}",
-        "--name-only",
-        "--format=%x00%B%x01",
-        commit,
-    )
+    out = (prefetched or LogReader(root, commit)).text()
     path_ids: dict[str, int] = {}
     changed: list[list[int]] = []
     lens: list[int] = []
