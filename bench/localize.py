@@ -8,7 +8,8 @@ prints, overall and per repository:
 - MRR of the first gold file;
 - sym@10: a gold function or method among the top 10 symbols (over instances whose
   gold spans name at least one function/method defined at the base commit);
-- seconds per instance, cold (empty cache: the index is built) and warm;
+- seconds per instance, cold (empty cache: the file index and the history index are
+  built) and warm;
 - next to a baseline computed here: plain BM25 over whole files, the issue's tokens
   as query, no other signal, every source file (tests included) a candidate.
 
@@ -256,7 +257,7 @@ def main() -> None:
                 for p in r["ranked"][:3]:
                     print(f"    {p}  {'; '.join(r['reasons'].get(p, []))}")
     print_table(results)
-    print(f"({os.cpu_count()} CPUs; cold = empty cache, index built; warm = second call)")
+    print(f"({os.cpu_count()} CPUs; cold = empty cache, file and history indexes built; warm = second call)")
     if args.wall:
         print_wall(rows, results, args.wall, args.cache, args.mirrors)
 
