@@ -33,7 +33,7 @@ from typing import Any
 
 from agent_cli.search.tokens import tokenize
 
-HISTORY_VERSION = 5
+HISTORY_VERSION = 6
 HISTORY_COMMITS = 40_000
 MAX_CHANGED = 30
 TOP_COMMITS = 30
@@ -44,18 +44,48 @@ MAX_DF = 0.2
 MAX_TERMS = 80
 BUCKETS = 256
 
-# `#7428` (not `&#1234;`, not a colour), `/pull/7428`, `/issues/7428`.
-_NUMBER = re.compile(r"(?:(?<![\w&/#])#|/pull/|/issues/)(\d{2,6})\b")
-# A commit id: 7 to 40 hex digits with at least one letter and one digit.
-_SHA = re.compile(r"(?<![\w/.-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![\w-])")
+# `#7428`, `/pull/7428`, `/issues/7428`; not `&#1234;`, `a#12`, `color: #333`, `#0f0`.
+_NUMBER = re.compile(r"(?<![\w&/#])#([1-9]\d{1,5})\b")
+_URL_NUMBER = re.compile(r"github\.com/([\w.-]+/[\w.-]+)/(?:pull|issues)/([1-9]\d{1,5})\b")
+_NOT_AN_ISSUE = re.compile(r"[:=\"'(]\s*$")  # `color: #333`, `fill="#123456"`
+# A commit id: 7 to 40 hex digits with at least one letter and one digit, alone or
+# in a commit link (`.../commit/2a0c5c6f`, `.../pull/9/commits/2a0c5c6f`).
+_SHA = re.compile(
+    r"(?:(?<![\w/.-])|(?<=/commit/)|(?<=/commits/))"
+    r"(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])([0-9a-f]{7,40})(?![\w-])"
+)
 
 
-def references(text: str) -> tuple[list[str], list[str]]:
+def references(text: str, own: set[str] | None = None) -> tuple[list[str], list[str]]:
     """(issue or pull request numbers, commit-like hex ids) the text mentions, in
-    order of first mention, at most `MAX_REFS` of each."""
-    numbers = list(dict.fromkeys(_NUMBER.findall(text)))[:MAX_REFS]
+    order of first mention, at most `MAX_REFS` of each. Links to issues of another
+    repository count only when `own` (this repository's `owner/name`s, from its
+    remotes) is unknown or empty."""
+    found: list[tuple[int, str]] = []
+    for m in _NUMBER.finditer(text):
+        if not _NOT_AN_ISSUE.search(text[max(0, m.start() - 3) : m.start()]):
+            found.append((m.start(), m.group(1)))
+    for m in _URL_NUMBER.finditer(text):
+        repo = m.group(1).lower().removesuffix(".git")
+        if not own or repo in own:
+            found.append((m.start(), m.group(2)))
+    numbers = list(dict.fromkeys(n for _, n in sorted(found)))[:MAX_REFS]
     shas = list(dict.fromkeys(_SHA.findall(text)))[:MAX_REFS]
     return numbers, shas
+
+
+def own_repositories(root: Path) -> set[str]:
+    """`owner/name` of each GitHub-style remote of the repository (lower-cased)."""
+    out = _git(root, "remote", "-v") or ""
+    names = set()
+    for url in re.findall(r"\S+[:/]([\w.-]+/[\w.-]+?)(?:\.git)?\s", out):
+        names.add(url.lower())
+    return names
+
+
+# Paths as the index has them (`héllo.py`, not `"h\303\251llo.py"`), and no
+# signature lines in the log however the user configured it.
+_GIT = ("-c", "core.quotePath=false", "-c", "log.showSignature=false")
 
 
 def _git(root: Path, *args: str, input: str | None = None) -> str | None:
@@ -63,7 +93,7 @@ def _git(root: Path, *args: str, input: str | None = None) -> str | None:
     shallow clone or a missing object must not fail `agent locate`."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), *args],
+            ["git", "-C", str(root), *_GIT, *args],
             input=input,
             capture_output=True,
             text=True,
@@ -81,6 +111,10 @@ def referenced_files(root: Path, commit: str, text: str, cache: Any) -> dict[str
     numbers, shas = references(text)
     if not numbers and not shas:
         return {}
+    if _URL_NUMBER.search(text):  # links to other repositories do not count
+        numbers, shas = references(text, own_repositories(root))
+        if not numbers and not shas:
+            return {}
     key = f"refs:{HISTORY_VERSION}:{commit}:{','.join(numbers)}:{','.join(shas)}"
     cached = cache.get(key)
     if isinstance(cached, dict):
@@ -91,41 +125,48 @@ def referenced_files(root: Path, commit: str, text: str, cache: Any) -> dict[str
         full = _git(root, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
         if full and _git(root, "merge-base", "--is-ancestor", full.strip(), commit) is not None:
             commits.append(full.strip())
+    complete = True  # nothing failed: the answer may be cached
     if numbers:
         pattern = "#(" + "|".join(numbers) + ")([^0-9]|$)"
         out = _git(root, "log", "-E", f"--grep={pattern}", "--format=%H%x00%B%x01", commit)
+        complete = out is not None
         per_number: Counter[str] = Counter()
         for record in (out or "").split("\x01"):
             sha, _, message = record.strip().partition("\x00")
             if not sha:
                 continue
-            said = set(re.findall(r"#(\d+)", message)) & set(numbers)
+            said = {m.group(1) for m in _NUMBER.finditer(message)} & set(numbers)
             if said and all(per_number[n] < COMMITS_PER_REF for n in said):
                 per_number.update(said)
                 commits.append(sha)
+    changed = _changed_files(root, list(dict.fromkeys(commits)))
     scores: dict[str, float] = defaultdict(float)
-    for files in _changed_files(root, list(dict.fromkeys(commits))).values():
+    for files in (changed or {}).values():
         if 0 < len(files) <= MAX_CHANGED:
             for path in files:
                 scores[path] += 1.0 / math.sqrt(len(files))
-    cache.set(key, dict(scores))
+    if complete and changed is not None:
+        cache.set(key, dict(scores))
     return dict(scores)
 
 
-def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]]:
+def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]] | None:
     """Files each commit changed (a merge: against its first parent, i.e. the whole
-    pull request), in one `git log --no-walk`."""
+    pull request), in one `git log --no-walk`; None when git failed."""
     if not commits:
         return {}
     out = _git(
         root,
         "log",
         "--no-walk=unsorted",
-        "--diff-merges=first-parent",
+        "-m",
+        "--first-parent",
         "--name-only",
         "--format=%x00%H",
         *commits,
     )
+    if out is None:
+        return None
     changed: dict[str, list[str]] = {}
     for record in (out or "").split("\x00")[1:]:
         sha, _, names = record.partition("\n")
@@ -256,7 +297,7 @@ class LogReader:
         args = ["log", "--no-merges", f"--max-count={HISTORY_COMMITS}", "--name-only"]
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                ["git", "-C", str(root), *args, "--format=%x00%B%x01", commit],
+                ["git", "-C", str(root), *_GIT, *args, "--format=%x00%P%x02%B%x01", commit],
                 stdout=self._out,
                 stderr=subprocess.DEVNULL,
             )
@@ -300,15 +341,21 @@ def load_history(
     if _well_formed(data):
         return History(data, bucket)
     out = (prefetched or LogReader(root, commit)).text()
+    if out is None:
+        # git failed (a missing object, a full disk): no history this time, and
+        # nothing cached, so the next call tries again.
+        return History(_EMPTY, lambda b: "")
     path_ids: dict[str, int] = {}
     changed: list[list[int]] = []
     lens: list[int] = []
     postings: dict[str, list[int]] = defaultdict(list)
     last: dict[str, int] = defaultdict(int)
-    for record in (out or "").split("\x00")[1:]:
-        message, _, names = record.partition("\x01")
+    for record in out.split("\x00")[1:]:
+        parents, _, rest = record.partition("\x02")
+        message, _, names = rest.partition("\x01")
         files = [n for n in names.splitlines() if n.strip()]
-        if not files or len(files) > MAX_CHANGED:
+        # A root commit, or the cut-off end of a shallow clone, "adds" the whole tree.
+        if not parents.strip() or not files or len(files) > MAX_CHANGED:
             continue
         tokens = tokenize(message)
         if not tokens:
@@ -335,6 +382,9 @@ def load_history(
             cache.set(f"{key}:{b}", text)
         cache.set(key, data)  # last: a present commit entry means complete buckets
     return History(data, texts.get)
+
+
+_EMPTY = {"v": HISTORY_VERSION, "paths": "", "changed": "", "lens": "", "avg": 1.0}
 
 
 def _well_formed(data: Any) -> bool:

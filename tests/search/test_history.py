@@ -44,13 +44,19 @@ def storied(repo: Path) -> Path:
 
 def test_references_are_numbers_links_and_commit_ids() -> None:
     text = (
-        "Broke in #41, see https://github.com/o/r/pull/57 and /issues/58.\n"
-        "Bisected to 2a0c5c6f5b982a76615c544854cd6e7d35c67c7f; not `&#1234;` or "
-        "color #fff or deadbeef (no digit) or 12345678 (no letter)."
+        "Broke in #41, see https://github.com/o/r/pull/57 and https://github.com/o/r/issues/58.\n"
+        "Bisected to 2a0c5c6f5b982a76615c544854cd6e7d35c67c7f, also "
+        "https://github.com/o/r/commit/9f8e7d6c5b4a; not `&#1234;`, a#12, "
+        '`color: #333;`, `fill="#123456"`, #0f0 or #007, deadbeef (no digit) '
+        "or 12345678 (no letter)."
     )
     numbers, shas = references(text)
     assert numbers == ["41", "57", "58"]
-    assert shas == ["2a0c5c6f5b982a76615c544854cd6e7d35c67c7f"]
+    assert shas == ["2a0c5c6f5b982a76615c544854cd6e7d35c67c7f", "9f8e7d6c5b4a"]
+    # Once the repository's own name is known, other repositories' links drop out.
+    other = "Same as https://github.com/numpy/numpy/issues/123 and #41"
+    assert references(other, {"o/r"})[0] == ["41"]
+    assert references(other, {"numpy/numpy"})[0] == ["123", "41"]
 
 
 def test_a_referenced_issue_number_lifts_the_file_its_fix_changed(storied: Path) -> None:
@@ -133,5 +139,37 @@ def test_a_lost_history_bucket_rebuilds_the_history(storied: Path) -> None:
         assert cache.delete(f"{key}:{bucket}")  # as an eviction would
         assert similar_files(storied, head, query, cache) == first
         assert isinstance(cache.get(f"{key}:{bucket}"), str)
+    finally:
+        cache.close()
+
+
+def test_a_link_to_another_repositorys_issue_is_not_ours(storied: Path) -> None:
+    git(storied, "remote", "add", "origin", "https://github.com/acme/pkg.git")
+    theirs = "Titles lose their indentation, like https://github.com/other/lib/issues/41"
+    assert all(
+        "refers to" not in r for f in locate_text(theirs, repo=storied).files for r in f.reasons
+    )
+    ours = "Titles lose their indentation, like https://github.com/acme/pkg/issues/41"
+    assert paths(locate_text(ours, repo=storied))[0] == "pkg/util/strings.py"
+
+
+def test_non_ascii_paths_get_history_credit(repo: Path) -> None:
+    write(repo, "pkg/héllo.py", "def greet():\n    return 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add greeting")
+    change(repo, "pkg/héllo.py", "# 1", "Fix #41: tab characters vanish from rendered titles")
+    result = locate_text("Titles lose indentation, regression of #41", repo=repo)
+    assert paths(result)[0] == "pkg/héllo.py"
+
+
+def test_a_failed_git_log_is_not_cached(storied: Path, tmp_path: Path) -> None:
+    head = git(storied, "rev-parse", "HEAD")
+    cache = open_cache(storied / ".agent", "index")
+    try:
+        broken = tmp_path / "not-a-repo"  # git fails there, as with a missing object
+        broken.mkdir()
+        assert load_history(broken, head, cache).file_scores({"tab": 1.0}) == {}
+        assert cache.get(history._history_key(head)) is None
+        assert similar_files(storied, head, {"tab": 1.0}, cache)  # built now, from git
     finally:
         cache.close()
