@@ -25,15 +25,21 @@ import math
 import re
 import subprocess
 import tempfile
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent_cli.search.index import (
+    POSTING_BUCKETS,
+    bucket_of,
+    find_posting,
+    pack_ints,
+    unpack_ints,
+)
 from agent_cli.search.tokens import tokenize
 
-HISTORY_VERSION = 6
+HISTORY_VERSION = 7
 HISTORY_COMMITS = 40_000
 MAX_CHANGED = 30
 TOP_COMMITS = 30
@@ -42,7 +48,6 @@ MAX_REFS = 8
 K1, B = 1.2, 0.75
 MAX_DF = 0.2
 MAX_TERMS = 80
-BUCKETS = 256
 
 # `#7428`, `/pull/7428`, `/issues/7428`; not `&#1234;`, `a#12`, `color: #333`, `#0f0`.
 _NUMBER = re.compile(r"(?<![\w&/#])#([1-9]\d{1,5})\b")
@@ -182,7 +187,8 @@ class History:
     """The commits' messages as BM25 documents, and the files each changed.
 
     One cache entry holds the commits (message lengths, changed files) as packed
-    strings; the postings live in `BUCKETS` entries of their own, read only for the
+    strings; the postings live in `POSTING_BUCKETS` entries of their own (the
+    file index's layout), read only for the
     query's words: sympy's 37,000 commits cost a warm call ~15 ms."""
 
     def __init__(self, data: dict[str, Any], bucket: Callable[[int], str | None]) -> None:
@@ -195,22 +201,18 @@ class History:
         self.size = len(self._lens)
 
     def changed(self, c: int) -> list[int]:
-        return _ints(self._changed[c])
+        return unpack_ints(self._changed[c])
 
     def postings(self, term: str) -> str:
         """The term's commits as gaps ("3,1,40"), or "" when no message says it."""
-        b = _bucket_of(term)
+        b = bucket_of(term)
         text = self._buckets.get(b)
         if text is None:
             text = self._bucket(b)
             if text is None:
                 raise StaleHistory(f"history bucket {b} is missing")
             self._buckets[b] = text
-        start = text.find(";" + term + ":")
-        if start < 0:
-            return ""
-        start += len(term) + 2
-        return text[start : text.find(";", start)]
+        return find_posting(text, term)
 
     def file_scores(self, query: dict[str, float]) -> dict[str, float]:
         """The files changed by the commits whose messages best match `query`."""
@@ -251,19 +253,6 @@ class History:
             for p in files:
                 scores[self.paths[p]] += share
         return dict(scores)
-
-
-def _bucket_of(term: str) -> int:
-    # crc32, not hash(): the bucket must be the same in every process.
-    return zlib.crc32(term.encode()) % BUCKETS
-
-
-def _ints(packed: str) -> list[int]:
-    return [int(x) for x in packed.split(",")] if packed else []
-
-
-def _pack(values: list[int]) -> str:
-    return ",".join(map(str, values))
 
 
 def similar_files(
@@ -366,17 +355,17 @@ def load_history(
         for term in set(tokens):
             postings[term].append(c - last[term])  # ascending commits, stored as gaps
             last[term] = c
-    buckets: list[list[str]] = [[] for _ in range(BUCKETS)]
+    buckets: list[list[str]] = [[] for _ in range(POSTING_BUCKETS)]
     for term, post in postings.items():
-        buckets[_bucket_of(term)].append(f"{term}:{_pack(post)}")
+        buckets[bucket_of(term)].append(f";{term}:{pack_ints(post)}")
     data = {
         "v": HISTORY_VERSION,
         "paths": "\n".join(path_ids),
-        "changed": "\n".join(_pack(c) for c in changed),
-        "lens": _pack(lens),
+        "changed": "\n".join(pack_ints(c) for c in changed),
+        "lens": pack_ints(lens),
         "avg": (sum(lens) / len(lens)) if lens else 1.0,
     }
-    texts = {b: ";" + ";".join(items) + ";" for b, items in enumerate(buckets)}
+    texts = {b: "".join(items) for b, items in enumerate(buckets)}
     with cache.transact():
         for b, text in texts.items():
             cache.set(f"{key}:{b}", text)

@@ -111,7 +111,8 @@ class BuildStats:
     files_parsed_total: int = 0
 
 
-def _ints(packed: str) -> list[int]:
+def unpack_ints(packed: str) -> list[int]:
+    """ "3,1,40" -> [3, 1, 40]; "" -> []."""
     return [int(x) for x in packed.split(",")] if packed else []
 
 
@@ -123,7 +124,7 @@ def bucket_of(term: str) -> int:
     return zlib.crc32(term.encode()) % POSTING_BUCKETS
 
 
-def _find_posting(bucket: str, term: str) -> str:
+def find_posting(bucket: str, term: str) -> str:
     """Term `term`'s postings inside a bucket string ";term:f,tf,...;term2:...".
 
     A substring search in C over a few KB beats decoding tens of thousands of dict
@@ -136,7 +137,8 @@ def _find_posting(bucket: str, term: str) -> str:
     return bucket[start : end if end >= 0 else len(bucket)]
 
 
-def _pack(values: list[int]) -> str:
+def pack_ints(values: list[int]) -> str:
+    """[3, 1, 40] -> "3,1,40"."""
     return ",".join(map(str, values))
 
 
@@ -233,7 +235,7 @@ class RepoIndex:
         post = self._postings.get(term)
         if post is None:
             bucket = self.packed_postings[bucket_of(term)]
-            post = _ints(_find_posting(bucket, term))
+            post = unpack_ints(find_posting(bucket, term))
             for k in range(2, len(post), 2):  # file numbers are stored as gaps
                 post[k] += post[k - 2]
             self._postings[term] = post
@@ -246,12 +248,12 @@ class RepoIndex:
         out: dict[str, list[tuple[int, int]]] = {}
         for group in packed.split(";") if packed else ():
             name, _, refs = group.partition("|")
-            nums = _ints(refs)
+            nums = unpack_ints(refs)
             out[name or ident.lower()] = list(zip(nums[::2], nums[1::2], strict=True))
         return out
 
     def imports(self, f: int) -> list[int]:
-        return _ints(self.packed_imports[f])
+        return unpack_ints(self.packed_imports[f])
 
     def degree(self, f: int) -> int:
         """Import edges of `f`, counted without unpacking them."""
@@ -259,7 +261,7 @@ class RepoIndex:
         return (a.count(",") + 1 if a else 0) + (b.count(",") + 1 if b else 0)
 
     def imported_by(self, f: int) -> list[int]:
-        return _ints(self.packed_importers[f])
+        return unpack_ints(self.packed_importers[f])
 
     @cached_property
     def kinds(self) -> list[str]:
@@ -512,8 +514,8 @@ def _assemble(
         blobs=[e.blob for e in entries],
         lens=[cores[p]["len"] for p in paths],
         packed_symbols=packed_symbols,
-        packed_imports=[_pack(deps) for deps in imports],
-        packed_importers=[_pack(deps) for deps in importers],
+        packed_imports=[pack_ints(deps) for deps in imports],
+        packed_importers=[pack_ints(deps) for deps in importers],
         packed_kinds="".join(_KIND_CODES.get(file_kind(p) or "", "s") for p in paths),
         module_names=modules,
         path_words=[path_words(p) for p in paths],
@@ -521,7 +523,8 @@ def _assemble(
         packed_defs={
             # The spelling is left out when it is the key itself (most Python names).
             low: ";".join(
-                f"{'' if name == low else name}|{_pack(refs)}" for name, refs in spellings.items()
+                f"{'' if name == low else name}|{pack_ints(refs)}"
+                for name, refs in spellings.items()
             )
             for low, spellings in defs.items()
         },
@@ -542,7 +545,7 @@ def _bucket_postings(postings: dict[str, list[int]]) -> list[str]:
     for term, lst in postings.items():
         # Gaps between file numbers are short numbers: a third less to decompress.
         gaps = [lst[k] - lst[k - 2] if k >= 2 and k % 2 == 0 else lst[k] for k in range(len(lst))]
-        buckets[bucket_of(term)].append(f";{term}:{_pack(gaps)}")
+        buckets[bucket_of(term)].append(f";{term}:{pack_ints(gaps)}")
     return ["".join(b) for b in buckets]
 
 
@@ -565,4 +568,4 @@ class Detail:
     """term -> "symbol,tf,symbol,tf" within this file"""
 
     def postings(self, term: str) -> list[int]:
-        return _ints(self.packed.get(term, ""))
+        return unpack_ints(self.packed.get(term, ""))

@@ -10,6 +10,7 @@ import pytest
 from agent_cli.cache import open_cache
 from agent_cli.search import LocateResult, history, locate_text
 from agent_cli.search.history import load_history, referenced_files, references, similar_files
+from agent_cli.search.index import bucket_of
 from tests.search.conftest import git, write
 
 
@@ -135,7 +136,7 @@ def test_a_lost_history_bucket_rebuilds_the_history(storied: Path) -> None:
         first = similar_files(storied, head, query, cache)
         assert next(iter(first)) == "pkg/util/strings.py"
         key = history._history_key(head)
-        bucket = history._bucket_of("tab")
+        bucket = bucket_of("tab")
         assert cache.delete(f"{key}:{bucket}")  # as an eviction would
         assert similar_files(storied, head, query, cache) == first
         assert isinstance(cache.get(f"{key}:{bucket}"), str)
