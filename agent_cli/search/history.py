@@ -16,7 +16,13 @@ cache so a second call runs no git command:
   changed: `domains/python.py`, which no identifier of the issue names.
 
 Commits touching more than `MAX_CHANGED` files (reformatting, renames, releases) say
-nothing about any one file and are skipped.
+nothing about any one file and are skipped, as are commits without a parent (a root
+commit, the cut-off end of a shallow clone: they "add" the whole tree). Merges are
+not documents (their pull request's commits are), but `#N` finds them.
+
+Measured on bench/localize.py's dev set, the two signals took file Acc@5 from 78.7%
+to 81.7% and Acc@1 from 58.0% to 60.4%; history alone ranks the gold file first for
+about a third of the issues, plain BM25 over the files for a fifth.
 """
 
 from __future__ import annotations
@@ -187,9 +193,9 @@ class History:
     """The commits' messages as BM25 documents, and the files each changed.
 
     One cache entry holds the commits (message lengths, changed files) as packed
-    strings; the postings live in `POSTING_BUCKETS` entries of their own (the
-    file index's layout), read only for the
-    query's words: sympy's 37,000 commits cost a warm call ~15 ms."""
+    strings; the postings live in `POSTING_BUCKETS` entries of their own (the file
+    index's layout), read only for the query's words: sympy's 37,000 commits cost
+    a warm call ~25 ms."""
 
     def __init__(self, data: dict[str, Any], bucket: Callable[[int], str | None]) -> None:
         self._data = data
