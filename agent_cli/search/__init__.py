@@ -142,9 +142,13 @@ def _locate(
         log = prefetch_history(root, sha, cache)  # git reads the log meanwhile
         index = load_index(root, cache, sha)
         mentions = parse_issue(text, extra_terms)
+        referenced = referenced_files(root, sha, text, cache)
+        similar = similar_files(root, sha, mentions.query, cache, log)
         past = PastChanges(
-            referenced=referenced_files(root, sha, text, cache),
-            similar=similar_files(root, sha, mentions.query, cache, log),
+            referenced=referenced.scores,
+            similar=similar.scores,
+            referenced_by=referenced.why,
+            similar_to=similar.why,
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
     finally:

@@ -15,6 +15,11 @@ cache so a second call runs no git command:
   and "None" find the commits that fixed the same words before, and the file they
   changed: `domains/python.py`, which no identifier of the issue names.
 
+Each file's reason names the commit that gave it the most credit (`a1b2c3d4e5 "Fix
+#41: tabs vanish"`), so a user can check it with `git show`. The ids and subjects are
+stored in entries of `COMMIT_CHUNK` commits, read only for the commits named; a lost
+one costs the name, not a rebuild.
+
 Commits touching more than `MAX_CHANGED` files (reformatting, renames, releases) say
 nothing about any one file and are skipped, as are commits without a parent (a root
 commit, the cut-off end of a shallow clone: they "add" the whole tree). Merges are
@@ -33,6 +38,7 @@ import subprocess
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +51,7 @@ from agent_cli.search.index import (
 )
 from agent_cli.search.tokens import tokenize
 
-HISTORY_VERSION = 7
+HISTORY_VERSION = 8
 HISTORY_COMMITS = 40_000
 MAX_CHANGED = 30
 TOP_COMMITS = 30
@@ -54,6 +60,27 @@ MAX_REFS = 8
 K1, B = 1.2, 0.75
 MAX_DF = 0.2
 MAX_TERMS = 80
+SUBJECT_CHARS = 60
+COMMIT_CHUNK = 1024  # commits per cache entry of ids and subjects
+
+
+@dataclass
+class Credit:
+    """History's credit to files, and the commit behind each file's credit."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    """path -> weight"""
+    why: dict[str, str] = field(default_factory=dict)
+    """path -> the commit that gave it the most, `a1b2c3d4e5 "Fix #41: tabs vanish"`"""
+
+
+def describe(sha: str, subject: str) -> str:
+    """`a1b2c3d4e5 "Fix #41: tab characters vanish from…"`: a commit as a reason."""
+    subject = " ".join(subject.split())
+    if len(subject) > SUBJECT_CHARS:
+        subject = subject[: SUBJECT_CHARS - 1].rstrip() + "…"
+    return f'{sha[:10]} "{subject}"' if subject else sha[:10]
+
 
 # `#7428`, `/pull/7428`, `/issues/7428`; not `&#1234;`, `a#12`, `color: #333`, `#0f0`.
 _NUMBER = re.compile(r"(?<![\w&/#])#([1-9]\d{1,5})\b")
@@ -116,20 +143,28 @@ def _git(root: Path, *args: str, input: str | None = None) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def referenced_files(root: Path, commit: str, text: str, cache: Any) -> dict[str, float]:
+def referenced_files(root: Path, commit: str, text: str, cache: Any) -> Credit:
     """Files changed by the changes the issue refers to, each with a weight: one per
-    reference that touched it, divided by the square root of the files it touched."""
+    reference that touched it, divided by the square root of the files it touched;
+    `why` names the change that gave the most."""
     numbers, shas = references(text)
     if not numbers and not shas:
-        return {}
+        return Credit()
     if _URL_NUMBER.search(text):  # links to other repositories do not count
         numbers, shas = references(text, own_repositories(root))
         if not numbers and not shas:
-            return {}
+            return Credit()
     key = f"refs:{HISTORY_VERSION}:{commit}:{','.join(numbers)}:{','.join(shas)}"
     cached = cache.get(key)
-    if isinstance(cached, dict):
-        return {str(k): float(v) for k, v in cached.items()}
+    if (
+        isinstance(cached, dict)
+        and isinstance(cached.get("scores"), dict)
+        and isinstance(cached.get("why"), dict)
+    ):
+        return Credit(
+            {str(k): float(v) for k, v in cached["scores"].items()},
+            {str(k): str(v) for k, v in cached["why"].items()},
+        )
 
     commits: list[str] = []
     for sha in shas:
@@ -151,19 +186,25 @@ def referenced_files(root: Path, commit: str, text: str, cache: Any) -> dict[str
                 per_number.update(said)
                 commits.append(sha)
     changed = _changed_files(root, list(dict.fromkeys(commits)))
-    scores: dict[str, float] = defaultdict(float)
-    for files in (changed or {}).values():
+    credit = Credit(defaultdict(float), {})
+    best: dict[str, float] = {}
+    for sha, (subject, files) in (changed or {}).items():
         if 0 < len(files) <= MAX_CHANGED:
+            share = 1.0 / math.sqrt(len(files))
             for path in files:
-                scores[path] += 1.0 / math.sqrt(len(files))
+                credit.scores[path] += share
+                if share > best.get(path, 0.0):
+                    best[path] = share
+                    credit.why[path] = describe(sha, subject)
+    credit.scores = dict(credit.scores)
     if complete and changed is not None:
-        cache.set(key, dict(scores))
-    return dict(scores)
+        cache.set(key, {"scores": credit.scores, "why": credit.why})
+    return credit
 
 
-def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]] | None:
-    """Files each commit changed (a merge: against its first parent, i.e. the whole
-    pull request), in one `git log --no-walk`; None when git failed."""
+def _changed_files(root: Path, commits: list[str]) -> dict[str, tuple[str, list[str]]] | None:
+    """Subject and files changed of each commit (a merge: against its first parent,
+    i.e. the whole pull request), in one `git log --no-walk`; None when git failed."""
     if not commits:
         return {}
     out = _git(
@@ -173,15 +214,16 @@ def _changed_files(root: Path, commits: list[str]) -> dict[str, list[str]] | Non
         "-m",
         "--first-parent",
         "--name-only",
-        "--format=%x00%H",
+        "--format=%x00%H%x02%s",
         *commits,
     )
     if out is None:
         return None
-    changed: dict[str, list[str]] = {}
+    changed: dict[str, tuple[str, list[str]]] = {}
     for record in (out or "").split("\x00")[1:]:
-        sha, _, names = record.partition("\n")
-        changed[sha.strip()] = [n for n in names.splitlines() if n.strip()]
+        head, _, names = record.partition("\n")
+        sha, _, subject = head.partition("\x02")
+        changed[sha.strip()] = (subject, [n for n in names.splitlines() if n.strip()])
     return changed
 
 
@@ -197,9 +239,15 @@ class History:
     index's layout), read only for the query's words: sympy's 37,000 commits cost
     a warm call ~25 ms."""
 
-    def __init__(self, data: dict[str, Any], bucket: Callable[[int], str | None]) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        bucket: Callable[[int], str | None],
+        chunk: Callable[[int], str | None] = lambda k: None,
+    ) -> None:
         self._data = data
         self._bucket = bucket
+        self._chunk = chunk
         self._buckets: dict[int, str] = {}
         self.paths: list[str] = data["paths"].split("\n") if data["paths"] else []
         self._changed: list[str] = data["changed"].split("\n") if data["changed"] else []
@@ -220,11 +268,25 @@ class History:
             self._buckets[b] = text
         return find_posting(text, term)
 
+    def describe(self, c: int) -> str | None:
+        """Commit `c` as `a1b2c3d4e5 "subject"`, or None if its entry is gone (only
+        the explanation suffers: no rebuild for it)."""
+        text = self._chunk(c // COMMIT_CHUNK)
+        lines = text.split("\n") if text else []
+        if c % COMMIT_CHUNK >= len(lines):
+            return None
+        sha, _, subject = lines[c % COMMIT_CHUNK].partition(" ")
+        return describe(sha, subject) if sha else None
+
     def file_scores(self, query: dict[str, float]) -> dict[str, float]:
         """The files changed by the commits whose messages best match `query`."""
+        return self.credit(query).scores
+
+    def credit(self, query: dict[str, float]) -> Credit:
+        """`file_scores`, and for each file the commit that gave it the most."""
         n = self.size
         if not n:
-            return {}
+            return Credit()
         # BM25 with every term counted once per message (messages are short: a word
         # said twice is not twice the evidence), so a commit's factor depends on its
         # length alone.
@@ -253,12 +315,21 @@ class History:
                 per_commit[c] += w / (a + b * int(lens[c]))
         best = sorted(per_commit, key=lambda c: (-per_commit[c], c))[:TOP_COMMITS]
         scores: dict[str, float] = defaultdict(float)
+        top: dict[str, tuple[float, int]] = {}
         for c in best:
             files = self.changed(c)
             share = per_commit[c] / math.sqrt(len(files))
             for p in files:
-                scores[self.paths[p]] += share
-        return dict(scores)
+                path = self.paths[p]
+                scores[path] += share
+                if path not in top or share > top[path][0]:
+                    top[path] = (share, c)
+        why = {}
+        for path, (_, c) in top.items():
+            said = self.describe(c)
+            if said:
+                why[path] = said
+        return Credit(dict(scores), why)
 
 
 def similar_files(
@@ -267,14 +338,14 @@ def similar_files(
     query: dict[str, float],
     cache: Any,
     prefetched: LogReader | None = None,
-) -> dict[str, float]:
-    """`History.file_scores` of `commit`'s history, rebuilt once if the cache lost a
+) -> Credit:
+    """`History.credit` of `commit`'s history, rebuilt once if the cache lost a
     part of it."""
     try:
-        return load_history(root, commit, cache, prefetched).file_scores(query)
+        return load_history(root, commit, cache, prefetched).credit(query)
     except StaleHistory:
         cache.delete(_history_key(commit))
-        return load_history(root, commit, cache).file_scores(query)
+        return load_history(root, commit, cache).credit(query)
 
 
 def _history_key(commit: str) -> str:
@@ -292,7 +363,7 @@ class LogReader:
         args = ["log", "--no-merges", f"--max-count={HISTORY_COMMITS}", "--name-only"]
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                ["git", "-C", str(root), *_GIT, *args, "--format=%x00%P%x02%B%x01", commit],
+                ["git", "-C", str(root), *_GIT, *args, "--format=%x00%H %P%x02%B%x01", commit],
                 stdout=self._out,
                 stderr=subprocess.DEVNULL,
             )
@@ -328,13 +399,19 @@ def load_history(
     repository without history, or a shallow one, gives what it has)."""
     key = _history_key(commit)
 
-    def bucket(b: int) -> str | None:
-        text = cache.get(f"{key}:{b}")
+    def entry(name: str) -> str | None:
+        text = cache.get(f"{key}:{name}")
         return text if isinstance(text, str) else None
+
+    def bucket(b: int) -> str | None:
+        return entry(str(b))
+
+    def chunk(k: int) -> str | None:
+        return entry(f"m{k}")
 
     data = cache.get(key)
     if _well_formed(data):
-        return History(data, bucket)
+        return History(data, bucket, chunk)
     out = (prefetched or LogReader(root, commit)).text()
     if out is None:
         # git failed (a missing object, a full disk): no history this time, and
@@ -343,10 +420,12 @@ def load_history(
     path_ids: dict[str, int] = {}
     changed: list[list[int]] = []
     lens: list[int] = []
+    said: list[str] = []  # per commit: "sha subject"
     postings: dict[str, list[int]] = defaultdict(list)
     last: dict[str, int] = defaultdict(int)
     for record in out.split("\x00")[1:]:
-        parents, _, rest = record.partition("\x02")
+        ids, _, rest = record.partition("\x02")
+        sha, _, parents = ids.partition(" ")
         message, _, names = rest.partition("\x01")
         files = [n for n in names.splitlines() if n.strip()]
         # A root commit, or the cut-off end of a shallow clone, "adds" the whole tree.
@@ -358,6 +437,8 @@ def load_history(
         c = len(changed)
         changed.append([path_ids.setdefault(p, len(path_ids)) for p in files])
         lens.append(len(tokens))
+        subject = " ".join(message.strip().split("\n", 1)[0].split())
+        said.append(f"{sha[:10]} {subject[: SUBJECT_CHARS + 1]}")
         for term in set(tokens):
             postings[term].append(c - last[term])  # ascending commits, stored as gaps
             last[term] = c
@@ -371,12 +452,14 @@ def load_history(
         "lens": pack_ints(lens),
         "avg": (sum(lens) / len(lens)) if lens else 1.0,
     }
-    texts = {b: "".join(items) for b, items in enumerate(buckets)}
+    texts = {str(b): "".join(items) for b, items in enumerate(buckets)}
+    for k in range(0, len(said), COMMIT_CHUNK):
+        texts[f"m{k // COMMIT_CHUNK}"] = "\n".join(said[k : k + COMMIT_CHUNK])
     with cache.transact():
-        for b, text in texts.items():
-            cache.set(f"{key}:{b}", text)
+        for name, text in texts.items():
+            cache.set(f"{key}:{name}", text)
         cache.set(key, data)  # last: a present commit entry means complete buckets
-    return History(data, texts.get)
+    return History(data, lambda b: texts.get(str(b)), lambda k: texts.get(f"m{k}"))
 
 
 _EMPTY = {"v": HISTORY_VERSION, "paths": "", "changed": "", "lens": "", "avg": 1.0}

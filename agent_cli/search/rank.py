@@ -265,6 +265,9 @@ class PastChanges:
     """files changed by the issues, pull requests and commits the issue refers to"""
     similar: dict[str, float] = field(default_factory=dict)
     """files changed by past commits whose messages read like the issue"""
+    referenced_by: dict[str, str] = field(default_factory=dict)
+    similar_to: dict[str, str] = field(default_factory=dict)
+    """path -> the commit behind its credit (`a1b2c3d4e5 "subject"`), for the reasons"""
 
 
 def rank(
@@ -311,11 +314,17 @@ def rank(
     for f, v in referenced.items():
         base[f] = base.get(f, 0.0) + W_REFERENCED * v
         if v > 0.5:
-            fs[f].reasons.append("changed by a change the issue refers to")
+            why = past.referenced_by.get(index.paths[f])
+            fs[f].reasons.append(
+                "changed by a change the issue refers to" + (f": {why}" if why else "")
+            )
     for f, v in similar.items():
         base[f] = base.get(f, 0.0) + W_SIMILAR * v
     for f in sorted(similar, key=similar.__getitem__, reverse=True)[:3]:
-        fs[f].reasons.append("changed by past commits that read like the issue")
+        why = past.similar_to.get(index.paths[f])
+        fs[f].reasons.append(
+            "changed by past commits that read like the issue" + (f", such as {why}" if why else "")
+        )
     final = _priors(index, m, base, fs)
     prior = {f: final[f] / base[f] if base.get(f) else 0.0 for f in final}
 

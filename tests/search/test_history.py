@@ -22,6 +22,13 @@ def reasons(result: LocateResult, path: str) -> list[str]:
     return next(f.reasons for f in result.files if f.path == path)
 
 
+def reason(result: LocateResult, path: str, start: str) -> str:
+    """The reason of `path` that starts with `start` (the rest names a commit)."""
+    found = [r for r in reasons(result, path) if r.startswith(start)]
+    assert found, f"no reason starting {start!r} for {path}: {reasons(result, path)}"
+    return found[0]
+
+
 def change(repo: Path, path: str, line: str, message: str) -> str:
     target = repo / path
     target.write_text(target.read_text() + line + "\n")
@@ -65,7 +72,12 @@ def test_a_referenced_issue_number_lifts_the_file_its_fix_changed(storied: Path)
     issue = "Titles lose their indentation again\n\nThis looks like a regression of #41."
     result = locate_text(issue, repo=storied)
     assert paths(result)[0] == "pkg/util/strings.py"
-    assert "changed by a change the issue refers to" in reasons(result, "pkg/util/strings.py")
+    fix = git(storied, "rev-parse", "HEAD~2")
+    why = reason(result, "pkg/util/strings.py", "changed by a change the issue refers to")
+    assert why == (
+        f'changed by a change the issue refers to: {fix[:10]} "Fix #41: tab characters'
+        ' vanish from rendered titles"'
+    )
 
 
 def test_a_commit_named_by_id_counts_only_if_it_is_in_the_history(storied: Path) -> None:
@@ -76,15 +88,19 @@ def test_a_commit_named_by_id_counts_only_if_it_is_in_the_history(storied: Path)
     assert all("refers to" not in r for f in at_base.files for r in f.reasons)
     at_head = locate_text(issue, repo=storied)
     assert paths(at_head)[0] == "pkg/parser.py"
-    assert "changed by a change the issue refers to" in reasons(at_head, "pkg/parser.py")
+    why = reason(at_head, "pkg/parser.py", "changed by a change the issue refers to")
+    assert why.endswith(f'{later[:10]} "Parser: later change"')
 
 
 def test_past_commits_with_the_same_words_lift_what_they_changed(storied: Path) -> None:
     issue = "Rendered titles drop tab characters"
     result = locate_text(issue, repo=storied)
     assert paths(result)[0] == "pkg/util/strings.py"
-    assert "changed by past commits that read like the issue" in reasons(
-        result, "pkg/util/strings.py"
+    fix = git(storied, "rev-parse", "HEAD~2")
+    why = reason(result, "pkg/util/strings.py", "changed by past commits that read like the")
+    assert why == (
+        "changed by past commits that read like the issue, such as "
+        f'{fix[:10]} "Fix #41: tab characters vanish from rendered titles"'
     )
 
 
@@ -111,7 +127,7 @@ def test_commits_touching_many_files_say_nothing(repo: Path) -> None:
     cache = open_cache(repo / ".agent", "index")
     try:
         head = git(repo, "rev-parse", "HEAD")
-        assert referenced_files(repo, head, "see #77", cache) == {}
+        assert referenced_files(repo, head, "see #77", cache).scores == {}
         assert load_history(repo, head, cache).file_scores({"reformat": 1.0}) == {}
     finally:
         cache.close()
@@ -134,7 +150,7 @@ def test_a_lost_history_bucket_rebuilds_the_history(storied: Path) -> None:
     cache = open_cache(storied / ".agent", "index")
     try:
         first = similar_files(storied, head, query, cache)
-        assert next(iter(first)) == "pkg/util/strings.py"
+        assert next(iter(first.scores)) == "pkg/util/strings.py"
         key = history._history_key(head)
         bucket = bucket_of("tab")
         assert cache.delete(f"{key}:{bucket}")  # as an eviction would
@@ -171,6 +187,26 @@ def test_a_failed_git_log_is_not_cached(storied: Path, tmp_path: Path) -> None:
         broken.mkdir()
         assert load_history(broken, head, cache).file_scores({"tab": 1.0}) == {}
         assert cache.get(history._history_key(head)) is None
-        assert similar_files(storied, head, {"tab": 1.0}, cache)  # built now, from git
+        assert similar_files(storied, head, {"tab": 1.0}, cache).scores  # built now, from git
+    finally:
+        cache.close()
+
+
+def test_a_long_subject_is_cut_and_a_lost_subject_entry_only_loses_the_name(
+    storied: Path,
+) -> None:
+    long = "Titles: zebra " + "tab characters vanish again " * 5
+    sha = change(storied, "pkg/util/strings.py", "# 5", long.strip())
+    cache = open_cache(storied / ".agent", "index")
+    try:
+        credit = similar_files(storied, sha, {"zebra": 1.0}, cache)
+        why = credit.why["pkg/util/strings.py"]
+        assert why.startswith(f'{sha[:10]} "Titles: zebra tab characters')
+        assert why.endswith('…"') and len(why) <= 10 + 3 + history.SUBJECT_CHARS
+        key = history._history_key(sha)
+        assert cache.delete(f"{key}:m0")  # as an eviction would
+        again = similar_files(storied, sha, {"zebra": 1.0}, cache)
+        assert again.scores == credit.scores and again.why == {}
+        assert cache.get(f"{key}:m0") is None  # not rebuilt for an explanation
     finally:
         cache.close()
