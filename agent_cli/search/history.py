@@ -373,7 +373,15 @@ class LogReader:
     def text(self) -> str | None:
         """The log, or None when git failed (no history to speak of)."""
         with self._out:
-            if self._proc is None or self._proc.wait() != 0:
+            if self._proc is None:
+                return None
+            try:
+                code = self._proc.wait()
+            except BaseException:  # Ctrl-C while waiting: git must not outlive us
+                self._proc.kill()
+                self._proc.wait()
+                raise
+            if code != 0:
                 return None
             self._out.seek(0)
             return self._out.read().decode("utf-8", errors="replace")

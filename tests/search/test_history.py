@@ -3,6 +3,7 @@ whose messages read like the issue, on a real git history made in tmp_path."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,24 @@ def test_a_long_subject_is_cut_and_a_lost_subject_entry_only_loses_the_name(
         assert cache.get(f"{key}:m0") is None  # not rebuilt for an explanation
     finally:
         cache.close()
+
+
+def test_ctrl_c_while_waiting_for_the_log_stops_git(storied: Path) -> None:
+    reader = history.LogReader(storied, git(storied, "rev-parse", "HEAD"))
+    assert reader._proc is not None
+    reader._proc.wait()
+    slow = subprocess.Popen(["sleep", "30"])  # a git log that takes its time
+    waits: list[object] = []
+    real_wait = slow.wait
+
+    def interrupted_wait(timeout: float | None = None) -> int:
+        if not waits:
+            waits.append(timeout)
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    slow.wait = interrupted_wait  # type: ignore[method-assign]
+    reader._proc = slow
+    with pytest.raises(KeyboardInterrupt):
+        reader.text()
+    assert slow.poll() is not None  # killed, not left running
