@@ -17,7 +17,7 @@ Trees come from mirrors fetched into /work/.mirror/<owner>+<name>/repo (or --mir
 Each instance gets a small git repository under --cache (default /work/.benchcache):
 `git init`, the mirror's object store as an alternate (nothing copied), HEAD at the
 base commit, and the work tree from `git archive BASE | tar -x`. Nothing is written
-inside the project checkout.
+inside the project checkout but the git-ignored bytecode of --wall's runs.
 
     python bench/localize.py                       # all instances, cold and warm
     python bench/localize.py --repo sympy --limit 10
@@ -257,7 +257,9 @@ def main() -> None:
                 for p in r["ranked"][:3]:
                     print(f"    {p}  {'; '.join(r['reasons'].get(p, []))}")
     print_table(results)
-    print(f"({os.cpu_count()} CPUs; cold = empty cache, file and history indexes built; warm = second call)")
+    print(
+        f"({os.cpu_count()} CPUs; cold = empty cache, file and history indexes built; warm = second call)"
+    )
     if args.wall:
         print_wall(rows, results, args.wall, args.cache, args.mirrors)
 
@@ -265,6 +267,10 @@ def main() -> None:
 def print_wall(rows: list[dict], results: list[dict], k: int, cache: Path, mirrors: Path) -> None:
     """Warm `agent locate` as a user runs it: a new process (Python start-up, Typer,
     imports) on the k instances whose warm in-process call was slowest, 5 runs each."""
+    # As on a machine that writes bytecode (the default): this sandbox sets
+    # PYTHONDONTWRITEBYTECODE, which would time compiling agent_cli on every run. The
+    # warm-up run writes it (agent_cli/__pycache__, git-ignored, as any run does).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     by_id = {r["instance_id"]: r for r in rows}
     biggest = sorted(results, key=lambda r: -r["warm"])[:k]
     issue = cache / "wall-issue.md"
@@ -274,12 +280,12 @@ def print_wall(rows: list[dict], results: list[dict], k: int, cache: Path, mirro
         tree = materialize(mirror_for(mirrors, row["repo"]), row["repo"], row["base_commit"], cache)
         issue.write_text(row["problem_statement"])
         argv = [sys.executable, "-m", "agent_cli", "locate", str(issue), "--repo", str(tree)]
-        subprocess.run([*argv, "--json"], capture_output=True, check=True)  # warm the cache
+        subprocess.run([*argv, "--json"], capture_output=True, check=True, env=env)  # warm up
         for mode in (["--json"], []):
             times = []
             for _ in range(5):
                 t = time.perf_counter()
-                subprocess.run([*argv, *mode], capture_output=True, check=True)
+                subprocess.run([*argv, *mode], capture_output=True, check=True, env=env)
                 times.append(time.perf_counter() - t)
             walls.extend(times)
             label = "json " if mode else "table"

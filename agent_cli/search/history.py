@@ -32,12 +32,13 @@ about a third of the issues, plain BM25 over the files for a fifth.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,36 @@ class Credit:
 
     scores: dict[str, float] = field(default_factory=dict)
     """path -> weight"""
-    why: dict[str, str] = field(default_factory=dict)
+    why: Mapping[str, str] = field(default_factory=dict)
     """path -> the commit that gave it the most, `a1b2c3d4e5 "Fix #41: tabs vanish"`"""
+
+
+class _Described(Mapping[str, str]):
+    """path -> its best commit, described only when asked: the ranking names the
+    commits of three files, and each description may cost a cache read."""
+
+    def __init__(self, history: History, best: dict[str, int]) -> None:
+        self._history = history
+        self._best = best
+        self._said: dict[str, str | None] = {}
+
+    def _describe(self, path: str) -> str | None:
+        if path not in self._said:
+            c = self._best.get(path)
+            self._said[path] = None if c is None else self._history.describe(c)
+        return self._said[path]
+
+    def __getitem__(self, path: str) -> str:
+        said = self._describe(path)
+        if said is None:
+            raise KeyError(path)
+        return said
+
+    def __iter__(self) -> Iterator[str]:
+        return (p for p in self._best if self._describe(p) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def describe(sha: str, subject: str) -> str:
@@ -313,7 +342,7 @@ class History:
             for delta in map(int, packed.split(",")):
                 c += delta
                 per_commit[c] += w / (a + b * int(lens[c]))
-        best = sorted(per_commit, key=lambda c: (-per_commit[c], c))[:TOP_COMMITS]
+        best = heapq.nsmallest(TOP_COMMITS, per_commit, key=lambda c: (-per_commit[c], c))
         scores: dict[str, float] = defaultdict(float)
         top: dict[str, tuple[float, int]] = {}
         for c in best:
@@ -324,12 +353,7 @@ class History:
                 scores[path] += share
                 if path not in top or share > top[path][0]:
                     top[path] = (share, c)
-        why = {}
-        for path, (_, c) in top.items():
-            said = self.describe(c)
-            if said:
-                why[path] = said
-        return Credit(dict(scores), why)
+        return Credit(dict(scores), _Described(self, {p: c for p, (_, c) in top.items()}))
 
 
 def similar_files(

@@ -1,11 +1,13 @@
 """Ranking files and symbols for an issue: explicit pointers first, words second.
 
-A file's score is a weighted sum of signals, then priors, then a re-rank of the head:
+A file's score is a weighted sum of signals, then priors, then a re-rank of the head,
+then the head's callees:
 
     base  = W_PATH*path + W_FRAME*frame + W_FRAME_LAST*innermost + W_MODULE*module
           + W_SYMBOL*named + W_BM25*bm25 + W_PATHTOK*pathwords*bm25 + neighbours
           + W_REFERENCED*referenced + W_SIMILAR*similar
     final = base * kind prior * language prior  (+ W_SYMLEX*best definition, head only)
+    final += W_CALLEE*callee, up to CALLEE_CAP of the caller's final
 
 - path, frame, module: the issue names the file: a path (also inside URLs and diff
   headers), a traceback frame (the innermost one inside the repository weighs most:
@@ -33,6 +35,12 @@ A file's score is a weighted sum of signals, then priors, then a re-rank of the 
 - re-rank: the best `RERANK` files gain by their best single definition's BM25 (an
   issue is usually about one function).
 
+- callee: functions and classes that the best symbols of the best three files use,
+  defined in a file their file imports (`Dataset.chunks` -> `get_chunksizes` in
+  common.py, `lambdify` -> the printer classes of pycode.py), weighed by how few
+  files say the name. The fix of an issue about one function is often in what that
+  function calls; a callee never passes its caller.
+
 Symbols are then scored inside the best files: named in the issue, owner of a
 traceback frame, BM25 of their own token bag; times the file's relative score, so
 a named method in the second file can beat an unnamed one in the first.
@@ -46,11 +54,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from agent_cli.search.index import Detail, RepoIndex
+from agent_cli.search.index import Detail, RepoIndex, unpack_ints
 from agent_cli.search.issue import Frame, Mentions
 from agent_cli.search.langs import language
 from agent_cli.search.tokens import ident_tokens, split_words, stem
@@ -68,6 +76,11 @@ W_NEIGHBOUR = 0.65
 W_SYMLEX = 1.5
 W_REFERENCED = 3.0
 W_SIMILAR = 2.0
+W_CALLEE = 6.0
+CALLEE_FILES = 3  # callers: the best files' ...
+CALLEE_SYMBOLS = 3  # ... best symbols
+CALLEE_MAX_DEFINING = 6  # a name defined in more files than this resolves nowhere
+CALLEE_CAP = 0.95  # a callee stays below its caller
 SYMBOL_CAP = 1.1  # several names in one file add up, to a point
 CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
@@ -265,8 +278,8 @@ class PastChanges:
     """files changed by the issues, pull requests and commits the issue refers to"""
     similar: dict[str, float] = field(default_factory=dict)
     """files changed by past commits whose messages read like the issue"""
-    referenced_by: dict[str, str] = field(default_factory=dict)
-    similar_to: dict[str, str] = field(default_factory=dict)
+    referenced_by: Mapping[str, str] = field(default_factory=dict)
+    similar_to: Mapping[str, str] = field(default_factory=dict)
     """path -> the commit behind its credit (`a1b2c3d4e5 "subject"`), for the reasons"""
 
 
@@ -341,6 +354,11 @@ def rank(
 
     order = sorted((f for f in final if final[f] > 0), key=lambda f: (-final[f], index.paths[f]))
     detailed = max(_SYMBOL_FILES, min(top, 30))  # each costs one cache read
+    callees = _callees(index, m, final, order, fs, cached_details)
+    if callees:
+        order = sorted(
+            (f for f in final if final[f] > 0), key=lambda f: (-final[f], index.paths[f])
+        )
     chosen = order[: max(top, detailed)]
     files = [(f, final[f], _dedupe(fs[f].reasons)) for f in chosen]
     symbols, per_file = _rank_symbols(index, m, files[:detailed], fs, cached_details)
@@ -358,6 +376,7 @@ def rank(
             "referenced": referenced.get(f, 0.0),
             "similar": similar.get(f, 0.0),
             "symlex": symlex.get(f, 0.0),
+            "callee": callees.get(f, 0.0),
             "prior": prior.get(f, 0.0),
             "final": final.get(f, 0.0),
         }
@@ -738,4 +757,77 @@ def _symbol_bm25(
             s, tf = post[k], post[k + 1]
             norm = K1 * (1.0 - B + B * detail.lens[s] / 60.0)
             out[s] += qw * idf.get(term, 0.0) * tf * (K1 + 1.0) / (tf + norm)
+    return out
+
+
+def _callees(
+    index: RepoIndex,
+    m: Mentions,
+    final: dict[int, float],
+    order: list[int],
+    fs: dict[int, FileScore],
+    details: Callable[[list[int]], dict[int, Detail]],
+) -> dict[int, float]:
+    """Where the behaviour continues: functions and classes that the best symbols of
+    the best files call, lifted in `final` (returned: the credit per file).
+
+    `Dataset.chunks` ranks first, the bug is in `get_chunksizes` of common.py which
+    it calls; `ModuleDocumenter.get_object_members` calls `get_module_members` of
+    importer.py. A used name counts when it names a function or class defined in a
+    few files, one of them imported by the caller's file (so the name resolves
+    there), weighed by the caller's and the symbol's standing and by how few files
+    say the name (`sympify` is called everywhere and points nowhere). A callee stays
+    below its caller: it is where the behaviour goes, not what the issue is about."""
+    if not W_CALLEE or not order:
+        return {}
+    head = order[:CALLEE_FILES]
+    top = final[head[0]] or 1.0
+    dets = details(head)
+    rows = [(f, final[f], []) for f in head]
+    ranked, per_file = _rank_symbols(index, m, rows, fs, lambda files: dets)
+    score = {(f, s): sc for f, s, sc, _ in ranked}
+    best = max(score.values(), default=0.0) or 1.0
+    n = len(index.paths)
+    credit: dict[int, tuple[float, int, str, str]] = {}  # callee -> (credit, caller, names)
+    rarity: dict[str, float] = {}
+    for t in head:
+        wanted = {s: score[(t, s)] for s in per_file.get(t, [])[:CALLEE_SYMBOLS]}
+        det = dets.get(t)
+        if not wanted or det is None:
+            continue
+        imported = set(index.imports(t))
+        used: dict[int, list[str]] = defaultdict(list)
+        defined = index.packed_defs
+        for term, packed in det.packed.items():
+            if term not in defined and "_" + term not in defined:
+                continue  # most tokens name no definition: skip decoding them
+            nums = unpack_ints(packed)
+            for s in nums[::2]:
+                if s in wanted:
+                    used[s].append(term)
+        for s, terms in used.items():
+            share = final[t] / top * wanted[s] / best
+            for term in terms:
+                for name in (term, "_" + term):  # tokens drop a leading underscore
+                    for spelled, defs in index.definitions(name).items():
+                        if len({g for g, _ in defs}) > CALLEE_MAX_DEFINING:
+                            continue
+                        for g, sym in defs:
+                            if g == t or g not in imported or index.symbol(g, sym)[1] == "method":
+                                continue
+                            if term not in rarity:
+                                df = len(index.postings(term)) // 2
+                                rarity[term] = math.log((n + 1) / (df + 1)) / math.log(n + 1)
+                            c = share * rarity[term] ** 2
+                            if c > credit.get(g, (0.0,))[0]:
+                                caller = index.symbol(t, s)[0]
+                                credit[g] = (c, t, spelled, caller)
+    out: dict[int, float] = {}
+    for g, (c, t, name, caller) in credit.items():
+        lifted = min(final.get(g, 0.0) + W_CALLEE * c, CALLEE_CAP * final[t])
+        out[g] = c
+        if lifted > final.get(g, 0.0):
+            final[g] = lifted
+            if c * W_CALLEE > 0.5:
+                fs[g].reasons.append(f"`{name}` is used by `{caller}` ({index.paths[t]})")
     return out

@@ -234,3 +234,43 @@ def test_repository_without_commits_is_a_usage_error(tmp_path: Path) -> None:
         locate_text("anything", repo=bare)
     assert info.value.hint and "git commit" in info.value.hint
     assert not (bare / ".agent").exists()
+
+
+def test_a_function_the_named_one_calls_comes_next(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        repo,
+        "pkg/render.py",
+        '''
+        from pkg.util.layout import wrap_columns
+
+
+        def render_title(title, width):
+            """The title as display lines."""
+            return wrap_columns(title, width)
+        ''',
+    )
+    write(
+        repo,
+        "pkg/util/layout.py",
+        """
+        def wrap_columns(text, size):
+            return [text[i : i + size] for i in range(0, len(text), size)]
+        """,
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add a renderer")
+    issue = (
+        "render_title cuts titles in the middle of a word\n\n"
+        "`render_title('hello world', 8)` gives `['hello wo', 'rld']`."
+    )
+    result = locate_text(issue, repo=repo)
+    assert paths(result)[:2] == ["pkg/render.py", "pkg/util/layout.py"]
+    assert "`wrap_columns` is used by `render_title` (pkg/render.py)" in result.files[1].reasons
+
+    from agent_cli.search import rank
+
+    monkeypatch.setattr(rank, "W_CALLEE", 0.0)
+    without = locate_text(issue, repo=repo)
+    assert "pkg/util/layout.py" not in paths(without)
