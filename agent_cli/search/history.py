@@ -18,7 +18,8 @@ cache so a second call runs no git command:
 Each file's reason names the commit that gave it the most credit (`a1b2c3d4e5 "Fix
 #41: tabs vanish"`), so a user can check it with `git show`. The ids and subjects are
 stored in entries of `COMMIT_CHUNK` commits, read only for the commits named; a lost
-one costs the name, not a rebuild.
+one costs the name, not a rebuild. They about double the history's cache (sympy's
+40,000 commits: ~1.7 MB of postings and changed files, ~1.9 MB of ids and subjects).
 
 Commits touching more than `MAX_CHANGED` files (reformatting, renames, releases) say
 nothing about any one file and are skipped, as are commits without a parent (a root
@@ -215,20 +216,20 @@ def referenced_files(root: Path, commit: str, text: str, cache: Any) -> Credit:
                 per_number.update(said)
                 commits.append(sha)
     changed = _changed_files(root, list(dict.fromkeys(commits)))
-    credit = Credit(defaultdict(float), {})
+    scores: dict[str, float] = defaultdict(float)
+    why: dict[str, str] = {}
     best: dict[str, float] = {}
     for sha, (subject, files) in (changed or {}).items():
         if 0 < len(files) <= MAX_CHANGED:
             share = 1.0 / math.sqrt(len(files))
             for path in files:
-                credit.scores[path] += share
+                scores[path] += share
                 if share > best.get(path, 0.0):
                     best[path] = share
-                    credit.why[path] = describe(sha, subject)
-    credit.scores = dict(credit.scores)
+                    why[path] = describe(sha, subject)
     if complete and changed is not None:
-        cache.set(key, {"scores": credit.scores, "why": credit.why})
-    return credit
+        cache.set(key, {"scores": dict(scores), "why": why})
+    return Credit(dict(scores), why)
 
 
 def _changed_files(root: Path, commits: list[str]) -> dict[str, tuple[str, list[str]]] | None:
@@ -469,7 +470,7 @@ def load_history(
         c = len(changed)
         changed.append([path_ids.setdefault(p, len(path_ids)) for p in files])
         lens.append(len(tokens))
-        subject = " ".join(message.strip().split("\n", 1)[0].split())
+        subject = " ".join(message.strip().split("\n\n", 1)[0].split())  # as git's %s
         said.append(f"{sha[:10]} {subject[: SUBJECT_CHARS + 1]}")
         for term in set(tokens):
             postings[term].append(c - last[term])  # ascending commits, stored as gaps

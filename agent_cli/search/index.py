@@ -183,8 +183,9 @@ class RepoIndex:
     """per file: one "qualified name\tkind\tline\tend_line" line per symbol"""
     packed_imports: list[str]
     packed_importers: list[str]
-    packed_postings: dict[str, str]
-    """term -> "file,tf,file,tf,..." over the whole tree"""
+    packed_postings: list[str]
+    """per bucket (`bucket_of(term)`): `;term:file,tf,...` over the whole tree, file
+    numbers as gaps"""
     packed_defs: dict[str, str]
     """lower-cased leaf name -> "Name|file,sym,file,sym;Other|file,sym" (exact spellings;
     an empty spelling is the key itself)"""

@@ -714,13 +714,13 @@ def _rank_symbols(
     top_lex = max((r[3] for r in raw), default=0.0) or 1.0
     scored: list[tuple[int, int, float, list[str]]] = []
     file_rel = {f: max(score, 0.0) / top_score for f, score, _ in files}
-    for f, s, ex, lex, reasons in raw:
+    for f, s, ex, own, reasons in raw:
         kind_w = 0.6 if index.symbols(f)[s][1] == "class" else 1.0
-        sc = math.sqrt(file_rel[f]) * kind_w * (ex + lex / top_lex)
+        sc = math.sqrt(file_rel[f]) * kind_w * (ex + own / top_lex)
         if sc <= 0:
             continue
-        if lex / top_lex > 0.3:
-            reasons = [*reasons, f"bm25 {lex / top_lex:.2f}"]
+        if own / top_lex > 0.3:
+            reasons = [*reasons, f"bm25 {own / top_lex:.2f}"]
         scored.append((f, s, sc, reasons))
     scored.sort(key=lambda r: (-r[2], index.paths[r[0]], r[1]))
     per_file: dict[int, list[int]] = defaultdict(list)
@@ -783,7 +783,7 @@ def _callees(
     head = order[:CALLEE_FILES]
     top = final[head[0]] or 1.0
     dets = details(head)
-    rows = [(f, final[f], []) for f in head]
+    rows: list[tuple[int, float, list[str]]] = [(f, final[f], []) for f in head]
     ranked, per_file = _rank_symbols(index, m, rows, fs, lambda files: dets)
     score = {(f, s): sc for f, s, sc, _ in ranked}
     best = max(score.values(), default=0.0) or 1.0
@@ -805,6 +805,10 @@ def _callees(
             for s in nums[::2]:
                 if s in wanted:
                     used[s].append(term)
+        # Tokens stand for names: whole identifiers lower-cased, without edge
+        # underscores, single words plural-folded, parts of compound names too. So a
+        # name said in a docstring, or a part (`loader` of `config_loader`), can match
+        # a definition; the import edge and the rarity weight keep that rare.
         for s, terms in used.items():
             share = final[t] / top * wanted[s] / best
             for term in terms:
@@ -813,7 +817,9 @@ def _callees(
                         if len({g for g, _ in defs}) > CALLEE_MAX_DEFINING:
                             continue
                         for g, sym in defs:
-                            if g == t or g not in imported or index.symbol(g, sym)[1] == "method":
+                            if g == t or g not in imported or index.kinds[g] != "code":
+                                continue
+                            if index.symbol(g, sym)[1] == "method":
                                 continue
                             if term not in rarity:
                                 df = len(index.postings(term)) // 2
@@ -822,12 +828,13 @@ def _callees(
                             if c > credit.get(g, (0.0,))[0]:
                                 caller = index.symbol(t, s)[0]
                                 credit[g] = (c, t, spelled, caller)
-    out: dict[int, float] = {}
+    lifts: dict[int, float] = {}
     for g, (c, t, name, caller) in credit.items():
-        lifted = min(final.get(g, 0.0) + W_CALLEE * c, CALLEE_CAP * final[t])
-        out[g] = c
-        if lifted > final.get(g, 0.0):
+        before = final.get(g, 0.0)
+        lifted = min(before + W_CALLEE * c, CALLEE_CAP * final[t])
+        if lifted > before:  # the cap never lowers a score
             final[g] = lifted
-            if c * W_CALLEE > 0.5:
+            lifts[g] = lifted - before
+            if lifted - before > 0.5:
                 fs[g].reasons.append(f"`{name}` is used by `{caller}` ({index.paths[t]})")
-    return out
+    return lifts

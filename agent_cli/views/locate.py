@@ -18,6 +18,7 @@ _MAX_SYMBOLS = 3
 def render_locate(result: LocateResult) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     if not result.files:
@@ -37,9 +38,14 @@ def render_locate(result: LocateResult) -> None:
         more = len(f.reasons) - len(reasons)
         why = "\n".join(reasons) + (f"\n(+{more} more)" if more > 0 else "")
         symbols = "\n".join(f"{s.name} L{s.line}-{s.end_line}" for s in f.symbols[:_MAX_SYMBOLS])
-        table.add_row(str(rank), f.path, f"{f.score:.2f}", why, symbols)
+        # Text, not markup: paths, issue words and commit subjects say `[/x]` too.
+        table.add_row(str(rank), Text(f.path), f"{f.score:.2f}", Text(why), Text(symbols))
     console.print(table)
     if result.symbols:
         console.print("Top symbols:", style="bold")
         for s in result.symbols[:5]:
-            console.print(f"  {s.path}:{s.line}-{s.end_line}  {s.name} ({s.kind})")
+            console.print(
+                f"  {s.path}:{s.line}-{s.end_line}  {s.name} ({s.kind})",
+                markup=False,
+                highlight=False,
+            )

@@ -20,8 +20,10 @@ def _locate_argv() -> list[str]:
     return [sys.executable, "-m", "agent_cli", *([] if lone else ["locate"])]
 
 
-def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def agent(*args: str, cwd: Path, columns: int | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    if columns:
+        env["COLUMNS"] = str(columns)
     # Stop git's upward search at tmp_path, so "not a repository" cannot find one above.
     env["GIT_CEILING_DIRECTORIES"] = str(cwd.parent)
     return subprocess.run(
@@ -68,6 +70,21 @@ def test_table_output(repo: Path, issue: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "pkg/storage.py" in proc.stdout
     assert "Store.flush" in proc.stdout
+
+
+def test_table_prints_brackets_in_reasons_as_they_are(repo: Path, tmp_path: Path) -> None:
+    # Commit subjects ("[MRG] ...", "[3.9] bpo-..."), paths and issue words are text,
+    # not rich markup: `[/x]` would crash the table, `[bold]` would vanish.
+    from tests.search.conftest import git
+
+    strings = repo / "pkg/util/strings.py"
+    strings.write_text(strings.read_text() + "# tabs\n")
+    git(repo, "commit", "-q", "-am", "[/x] Fix [bold] tab characters vanish from titles")
+    issue = tmp_path / "TABS.md"
+    issue.write_text("Titles drop tab characters\n\nThe tab characters vanish.\n")
+    proc = agent(str(issue), "--repo", str(repo), cwd=repo.parent, columns=250)
+    assert proc.returncode == 0, proc.stderr
+    assert '"[/x] Fix [bold] tab characters vanish from titles"' in proc.stdout
 
 
 def _assert_usage_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:

@@ -232,3 +232,32 @@ def test_ctrl_c_while_waiting_for_the_log_stops_git(storied: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         reader.text()
     assert slow.poll() is not None  # killed, not left running
+
+
+def test_each_commit_keeps_its_own_name_across_entries(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "COMMIT_CHUNK", 2)  # a commit per line, entries of two
+    made = {}
+    for i, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo"]):
+        write(repo, f"pkg/w{i}.py", f"X = {i}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"Add {word} module")
+        made[f"pkg/w{i}.py"] = (git(repo, "rev-parse", "HEAD"), word)
+    # Skipped commits (too many files) must not shift the names of the others.
+    for i in range(history.MAX_CHANGED + 1):
+        write(repo, f"pkg/gen/m{i}.py", f"V = {i}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Generate alpha bravo charlie delta echo tables")
+    head = git(repo, "rev-parse", "HEAD")
+    cache = open_cache(repo / ".agent", "index")
+    try:
+        for built in (True, False):  # as built, then as read back from the cache
+            h = load_history(repo, head, cache)
+            # Not the initial commit (no parent) nor the generator (too many files).
+            assert h.size == 5
+            for path, (sha, word) in made.items():
+                why = h.credit({word: 1.0}).why
+                assert why[path] == f'{sha[:10]} "Add {word} module"', (built, path)
+    finally:
+        cache.close()
