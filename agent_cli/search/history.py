@@ -308,12 +308,9 @@ class History:
         sha, _, subject = lines[c % COMMIT_CHUNK].partition(" ")
         return describe(sha, subject) if sha else None
 
-    def file_scores(self, query: dict[str, float]) -> dict[str, float]:
-        """The files changed by the commits whose messages best match `query`."""
-        return self.credit(query).scores
-
     def credit(self, query: dict[str, float]) -> Credit:
-        """`file_scores`, and for each file the commit that gave it the most."""
+        """The files changed by the commits whose messages best match `query`, and
+        for each file the commit that gave it the most."""
         n = self.size
         if not n:
             return Credit()

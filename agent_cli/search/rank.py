@@ -769,7 +769,7 @@ def _callees(
     details: Callable[[list[int]], dict[int, Detail]],
 ) -> dict[int, float]:
     """Where the behaviour continues: functions and classes that the best symbols of
-    the best files call, lifted in `final` (returned: the credit per file).
+    the best files call, lifted in `final` (returned: each lifted file's gain).
 
     `Dataset.chunks` ranks first, the bug is in `get_chunksizes` of common.py which
     it calls; `ModuleDocumenter.get_object_members` calls `get_module_members` of
@@ -788,7 +788,8 @@ def _callees(
     score = {(f, s): sc for f, s, sc, _ in ranked}
     best = max(score.values(), default=0.0) or 1.0
     n = len(index.paths)
-    credit: dict[int, tuple[float, int, str, str]] = {}  # callee -> (credit, caller, names)
+    # callee file -> (credit, caller file, name as defined, calling symbol)
+    credit: dict[int, tuple[float, int, str, str]] = {}
     rarity: dict[str, float] = {}
     for t in head:
         wanted = {s: score[(t, s)] for s in per_file.get(t, [])[:CALLEE_SYMBOLS]}

@@ -129,7 +129,7 @@ def test_commits_touching_many_files_say_nothing(repo: Path) -> None:
     try:
         head = git(repo, "rev-parse", "HEAD")
         assert referenced_files(repo, head, "see #77", cache).scores == {}
-        assert load_history(repo, head, cache).file_scores({"reformat": 1.0}) == {}
+        assert load_history(repo, head, cache).credit({"reformat": 1.0}).scores == {}
     finally:
         cache.close()
 
@@ -186,7 +186,7 @@ def test_a_failed_git_log_is_not_cached(storied: Path, tmp_path: Path) -> None:
     try:
         broken = tmp_path / "not-a-repo"  # git fails there, as with a missing object
         broken.mkdir()
-        assert load_history(broken, head, cache).file_scores({"tab": 1.0}) == {}
+        assert load_history(broken, head, cache).credit({"tab": 1.0}).scores == {}
         assert cache.get(history._history_key(head)) is None
         assert similar_files(storied, head, {"tab": 1.0}, cache).scores  # built now, from git
     finally:
