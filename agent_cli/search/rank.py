@@ -12,7 +12,8 @@ then the head's callees:
 - path, frame, module: the issue names the file: a path (also inside URLs and diff
   headers), a traceback frame (the innermost one inside the repository weighs most:
   that is usually where the behaviour is), a dotted module named in prose (a module
-  merely used in a snippet, or its package `__init__`, counts less).
+  merely used in a snippet, or its package `__init__`, counts less); a compound
+  name whose words spell a module's dotted tail (`autodoc_typehints`) names it too.
 - named: identifiers of the issue that name definitions in the file. Each counts by
   how code-like its mention is (code block > snake/camel shaped > prose word), how
   few files define the name (IDF over defining files: `__init__` says nothing) and
@@ -77,6 +78,7 @@ W_SYMLEX = 1.5
 W_REFERENCED = 3.0
 W_SIMILAR = 2.0
 W_CALLEE = 6.0
+SPELLED_MODULE = 1.0  # `autodoc_typehints` counts as naming ext/autodoc/typehints.py
 CALLEE_FILES = 3  # callers: the best files' ...
 CALLEE_SYMBOLS = 3  # ... best symbols
 CALLEE_MAX_DEFINING = 6  # a name defined in more files than this resolves nowhere
@@ -484,7 +486,48 @@ def _modules(
         sig.module[f] = max(sig.module[f], w / spread)
         fs[f].reasons.append(f"module `{mod}` named in the issue")
     _api_definitions(index, api, sig, fs)
+    if SPELLED_MODULE:
+        _spelled_modules(index, m, sig, fs)
     return idents, qualified
+
+
+def _spelled_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, FileScore]) -> None:
+    """A compound name said like code whose words spell the tail of a module's dotted
+    path names that module: `autodoc_typehints` is the option of
+    sphinx/ext/autodoc/typehints.py, `assertion_rewrite` means
+    _pytest/assertion/rewrite.py. At least two components must match, so a one-word
+    module (`util`) is never spelled by accident."""
+    wanted = {
+        ident: (parts, w)
+        for ident, w in m.idents.items()
+        if w >= PARTIAL_MIN_W and len(parts := split_words(ident)) >= 2
+    }
+    if not wanted:
+        return
+    tails = _module_tails(index)
+    for ident, (parts, w) in wanted.items():
+        for k in (3, 2):
+            for i in range(len(parts) - k + 1):
+                for f in tails.get(tuple(parts[i : i + k]), ()):
+                    weak = 0.4 if index.paths[f].endswith("__init__.py") else 1.0
+                    sig.module[f] = max(sig.module[f], SPELLED_MODULE * w * weak)
+                    fs[f].reasons.append(f"`{ident}` spells module `{index.paths[f]}`")
+
+
+def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[int]]:
+    """The last two and last three components of every code module's dotted name."""
+    tails = index.__dict__.get("_module_tails")
+    if tails is None:
+        tails = {}
+        for name, f in index.modules.items():
+            if index.kinds[f] != "code":
+                continue
+            comps = tuple(name.lower().split("."))
+            for k in (2, 3):
+                if len(comps) >= k:
+                    tails.setdefault(comps[-k:], []).append(f)
+        index.__dict__["_module_tails"] = tails
+    return tails
 
 
 def _api_definitions(

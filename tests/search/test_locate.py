@@ -274,3 +274,54 @@ def test_a_function_the_named_one_calls_comes_next(
     monkeypatch.setattr(rank, "W_CALLEE", 0.0)
     without = locate_text(issue, repo=repo)
     assert "pkg/util/layout.py" not in paths(without)
+
+
+def test_an_option_whose_words_spell_a_module_names_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        repo,
+        "pkg/render/__init__.py",
+        "",
+    )
+    write(
+        repo,
+        "pkg/settings.py",
+        """
+        DEFAULTS = {"render_markdown": False, "render_html": False, "page_size": 50}
+
+
+        def option(options, name):
+            return options.get(name, DEFAULTS[name])
+        """,
+    )
+    write(
+        repo,
+        "pkg/render/markdown.py",
+        """
+        def to_markdown(rows):
+            return "\\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows)
+        """,
+    )
+    write(
+        repo,
+        "pkg/grid.py",
+        """
+        def table_rows(table):
+            return [table.header] + list(table.rows)
+        """,
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add renderers")
+    issue = (
+        "`render_markdown = True` drops the header row of tables\n\n"
+        "With `render_markdown = True` the table's header row is missing."
+    )
+    result = locate_text(issue, repo=repo)
+    assert paths(result)[0] == "pkg/render/markdown.py"
+    assert "`render_markdown` spells module `pkg/render/markdown.py`" in result.files[0].reasons
+
+    from agent_cli.search import rank
+
+    monkeypatch.setattr(rank, "SPELLED_MODULE", 0.0)
+    assert paths(locate_text(issue, repo=repo))[0] != "pkg/render/markdown.py"
