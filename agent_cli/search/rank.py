@@ -508,24 +508,28 @@ def _spelled_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, 
     for ident, (parts, w) in wanted.items():
         for k in (3, 2):
             for i in range(len(parts) - k + 1):
-                for f in tails.get(tuple(parts[i : i + k]), ()):
+                for f, module in tails.get(tuple(parts[i : i + k]), ()):
                     weak = 0.4 if index.paths[f].endswith("__init__.py") else 1.0
                     sig.module[f] = max(sig.module[f], SPELLED_MODULE * w * weak)
-                    fs[f].reasons.append(f"`{ident}` spells module `{index.paths[f]}`")
+                    fs[f].reasons.append(f"`{ident}` spells module `{module}`")
 
 
-def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[int]]:
-    """The last two and last three components of every code module's dotted name."""
+def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[tuple[int, str]]]:
+    """The last two and last three components of every code module's dotted name ->
+    (file, dotted name)."""
     tails = index.__dict__.get("_module_tails")
     if tails is None:
         tails = {}
-        for name, f in index.modules.items():
+        # A file can have two names (`_pytest.config`, `src._pytest.config`): the
+        # shorter, canonical one is shown.
+        for name, f in sorted(index.modules.items(), key=lambda item: len(item[0])):
             if index.kinds[f] != "code":
                 continue
             comps = tuple(name.lower().split("."))
             for k in (2, 3):
-                if len(comps) >= k:
-                    tails.setdefault(comps[-k:], []).append(f)
+                entries = tails.setdefault(comps[-k:], []) if len(comps) >= k else None
+                if entries is not None and all(g != f for g, _ in entries):
+                    entries.append((f, name))
         index.__dict__["_module_tails"] = tails
     return tails
 

@@ -319,7 +319,7 @@ def test_an_option_whose_words_spell_a_module_names_it(
     )
     result = locate_text(issue, repo=repo)
     assert paths(result)[0] == "pkg/render/markdown.py"
-    assert "`render_markdown` spells module `pkg/render/markdown.py`" in result.files[0].reasons
+    assert "`render_markdown` spells module `pkg.render.markdown`" in result.files[0].reasons
 
     from agent_cli.search import rank
 
