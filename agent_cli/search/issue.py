@@ -47,7 +47,7 @@ FOREIGN_W = 0.7
 _FOREIGN_FENCE = re.compile(
     r"```[ \t]*(?!(?:python|py|python3|pycon|ipython|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*\n.*?"
     r"(?:```|\Z)",
-    re.DOTALL,
+    re.DOTALL | re.IGNORECASE,
 )
 _INLINE = re.compile(r"`([^`\n]+)`")
 _PROMPT_LINE = re.compile(r"^\s*(?:>>>|\.\.\.|In \[\d+\]:)[^\n]*$", re.MULTILINE)
