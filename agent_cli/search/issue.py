@@ -150,12 +150,18 @@ def clean_issue(text: str) -> str:
     out: list[str] = []
     skipping = False
     pos = 0
+    fences = [fm.span() for fm in _FENCE.finditer(rest)]
     for hm in _HEADING.finditer(rest):
         if not skipping:
             out.append(rest[pos : hm.start()])
+        pos = hm.end()
+        if any(a <= hm.start() < b for a, b in fences):
+            # A comment line of pasted code goes too (a pasted conf.py is mostly
+            # sphinx-quickstart's boilerplate comments), but it is no heading: a
+            # `# Python version` comment must not drop the code after it.
+            continue
         heading = hm.group(1) or hm.group(2) or ""
         skipping = bool(_ENV_HEADING.match(heading.strip()))
-        pos = hm.end()
     if not skipping:
         out.append(rest[pos:])
     rest = _ENV_LINE.sub("", "".join(out)).replace("_No response_", "")

@@ -337,3 +337,15 @@ def test_a_python_fence_is_code_whatever_the_case_of_its_tag(tag: str) -> None:
 def test_another_language_s_fence_weighs_less(tag: str) -> None:
     m = parse_issue(f"Bad chunks\n\n```{tag}\nrechunk_variables(ds)\n```\n")
     assert m.idents["rechunk_variables"] < 1.0
+
+
+def test_a_comment_in_pasted_code_is_not_a_heading() -> None:
+    from agent_cli.search.issue import clean_issue
+
+    text = clean_issue(
+        "Bad chunks\n\n```python\n# Python version\nrechunk_variables(ds)\n```\n\n"
+        "### Environment\n\nLinux, numpy 1.26\n"
+    )
+    assert "rechunk_variables(ds)" in text  # the comment did not start a skipped section
+    assert "# Python version" not in text
+    assert "numpy 1.26" not in text  # the real heading still did
