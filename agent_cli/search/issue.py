@@ -196,6 +196,9 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         if "/" in raw or "\\" in raw or in_code(pm.start()) or raw.count(".") == 1:
             # A path inside a URL may well be another project's file.
             in_url = raw.startswith("//") or body[max(0, pm.start() - 8) : pm.start()].endswith(":")
+            if "/_modules/" in raw and raw.endswith(".html"):
+                # Sphinx's page of a module's source: `.../_modules/astropy/io/fits/header.html`.
+                raw = raw.split("/_modules/", 1)[1][: -len(".html")] + ".py"
             _bump(m.paths, raw, weight_at(pm.start()) * (0.7 if in_url else 1.0))
 
     # Dotted names own their parts: the ranker decides which prefix is a module of the
@@ -215,7 +218,14 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     dotted_spans: list[tuple[int, int]] = []
     for dm in _DOTTED.finditer(body):
         name = dm.group(1)
-        if _NOT_DOTTED_TAIL.search(name) or body[dm.end() : dm.end() + 1] == "/":
+        if (
+            name.endswith(".html")
+            and name.count(".") >= 2
+            and body[dm.start() - 1 : dm.start()] == "/"
+        ):
+            # An API page of Sphinx docs: `.../api/astropy.io.ascii.write.html`.
+            name = name[: -len(".html")]
+        elif _NOT_DOTTED_TAIL.search(name) or body[dm.end() : dm.end() + 1] == "/":
             continue
         dotted_spans.append(dm.span(1))
         pos = dm.start()

@@ -349,3 +349,22 @@ def test_a_comment_in_pasted_code_is_not_a_heading() -> None:
     assert "rechunk_variables(ds)" in text  # the comment did not start a skipped section
     assert "# Python version" not in text
     assert "numpy 1.26" not in text  # the real heading still did
+
+
+def test_links_to_sphinx_docs_name_the_module_and_the_api() -> None:
+    m = parse_issue(
+        "Tabs vanish\n\nSee https://pkg.readthedocs.io/en/latest/_modules/pkg/util/strings.html "
+        "and https://pkg.readthedocs.io/en/latest/api/pkg.parser.HeaderParser.html"
+    )
+    assert m.paths["pkg/util/strings.py"] == 0.7
+    assert "pkg.parser.HeaderParser" in m.dotted
+
+
+def test_a_link_to_a_module_s_source_page_ranks_the_module(repo: Path) -> None:
+    issue = (
+        "Blank lines survive\n\nThe helper at "
+        "https://pkg.readthedocs.io/en/latest/_modules/pkg/util/strings.html keeps them."
+    )
+    result = locate_text(issue, repo=repo)
+    assert paths(result)[0] == "pkg/util/strings.py"
+    assert any("path `pkg/util/strings.py`" in r for r in result.files[0].reasons)
