@@ -203,6 +203,16 @@ def print_table(results: list[dict]) -> None:
         )
 
 
+def save_results(results: list[dict], dump: Path | None) -> None:
+    """Stop if nothing ran; write one JSON line per instance to `dump` if given."""
+    if not results:
+        raise SystemExit("no instance selected")
+    if dump:
+        with dump.open("w") as fh:
+            for r in results:
+                fh.write(json.dumps(r) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("mirrors", nargs="?", type=Path, default=MIRRORS, help="fetched mirrors")
@@ -244,12 +254,7 @@ def main() -> None:
             file=sys.stderr,
             flush=True,
         )
-    if not results:
-        raise SystemExit("no instance selected")
-    if args.dump:
-        with args.dump.open("w") as fh:
-            for r in results:
-                fh.write(json.dumps(r) + "\n")
+    save_results(results, args.dump)
     if args.misses:
         for r in results:
             if not r["acc@1"]:

@@ -46,7 +46,16 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localize import CACHE, DATA, KS, MIRRORS, baseline_ranking, file_metrics, mirror_for
+from localize import (
+    CACHE,
+    DATA,
+    KS,
+    MIRRORS,
+    baseline_ranking,
+    file_metrics,
+    mirror_for,
+    save_results,
+)
 
 FIX_WORDS = re.compile(
     r"\b(?:fix|fixe[sd]|bug|crash(?:es)?|wrong|incorrect|broken|regression|error)\b", re.IGNORECASE
@@ -185,12 +194,7 @@ def main() -> None:
             )
         took = time.perf_counter() - started
         print(f"{repo}: {len(instances)} instances, {took:.0f} s", file=sys.stderr, flush=True)
-    if not results:
-        raise SystemExit("no instance selected")
-    if args.dump:
-        with args.dump.open("w") as fh:
-            for r in results:
-                fh.write(json.dumps(r) + "\n")
+    save_results(results, args.dump)
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in results:
         groups[r["repo"]].append(r)
