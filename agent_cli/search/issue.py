@@ -45,7 +45,7 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # words are markup and options, `:width:` is not a reference to `TableCell.width`.
 FOREIGN_W = 0.7
 _FOREIGN_FENCE = re.compile(
-    r"```[ \t]*(?!(?:python|py|python3|pycon|ipython|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*\n.*?"
+    r"```[ \t]*(?!(?:python[23]?|py[23]?|pycon|ipython3?|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*\n.*?"
     r"(?:```|\Z)",
     re.DOTALL | re.IGNORECASE,
 )

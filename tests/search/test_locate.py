@@ -327,7 +327,7 @@ def test_an_option_whose_words_spell_a_module_names_it(
     assert paths(locate_text(issue, repo=repo))[0] != "pkg/render/markdown.py"
 
 
-@pytest.mark.parametrize("tag", ["python", "Python", " PYTHON", "py", "pycon"])
+@pytest.mark.parametrize("tag", ["python", "Python", " PYTHON", "py", "pycon", "ipython3", "py3"])
 def test_a_python_fence_is_code_whatever_the_case_of_its_tag(tag: str) -> None:
     m = parse_issue(f"Bad chunks\n\n```{tag}\nrechunk_variables(ds)\n```\n")
     assert m.idents["rechunk_variables"] == 1.0
