@@ -12,8 +12,9 @@ commit, or the merge of a pull request):
 - the issue is its title ("Fix Dataset.assign_coords overwriting multi-index"),
   without issue numbers; titles that do not read like a fix (fix, bug, crash, wrong,
   error...) or are under four words are skipped;
-- the gold files are the code files it changed (1 to 3; tests, docs and setup.py
-  excluded), and it must change a test too, as SWE-bench's fixes do;
+- the gold files are the Python code files it changed (1 to 3; tests, docs and
+  examples excluded, by the index's own `file_kind`), and it must change a test
+  too, as SWE-bench's fixes do;
 - the base is its first parent, so nothing of the fix is in the history the ranking
   reads;
 - pull requests that are instances of the dev set (`#<number>` in the title or the
@@ -74,24 +75,10 @@ def git(gitdir: Path, *args: str) -> str:
     ).stdout
 
 
-def is_test(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return (
-        name.startswith("test_")
-        or name.endswith("_test.py")
-        or name == "conftest.py"
-        or "/tests/" in f"/{path}"
-        or path.startswith("testing/")
-    )
+def kind(path: str) -> str | None:
+    from agent_cli.search.index import file_kind
 
-
-def is_code(path: str) -> bool:
-    return (
-        path.endswith(".py")
-        and not is_test(path)
-        and not path.startswith(("doc/", "docs/", "examples/"))
-        and path != "setup.py"
-    )
+    return file_kind(path)
 
 
 def select(mirror: Path, repo: str, dev: list[dict], per_repo: int) -> list[dict]:
@@ -114,10 +101,10 @@ def select(mirror: Path, repo: str, dev: list[dict], per_repo: int) -> list[dict
     candidates: list[tuple[str, str, str]] = []
     for record in log.split("\x00")[1:]:
         ids, subject, body = record.split("\x01", 2)
-        parents = ids.split()
-        if len(parents) == 3 and subject.startswith("Merge pull request"):
+        commits = ids.split()  # the commit, then its parents
+        if len(commits) == 3 and subject.startswith("Merge pull request"):
             title = body.strip().split("\n", 1)[0]
-        elif len(parents) == 2:
+        elif len(commits) == 2:
             title = subject
         else:
             continue
@@ -126,13 +113,13 @@ def select(mirror: Path, repo: str, dev: list[dict], per_repo: int) -> list[dict
             continue
         title = ISSUE_REF.sub("", title).strip(" :-")
         if len(title.split()) >= 4:
-            candidates.append((parents[0], parents[1], title))
+            candidates.append((commits[0], commits[1], title))
     step = max(1, len(candidates) // (2 * per_repo))
     chosen: list[dict] = []
     for sha, parent, title in candidates[::step]:
         changed = git(mirror, "diff", "--name-only", parent, sha).split()
-        code = [p for p in changed if is_code(p)]
-        if not 1 <= len(code) <= 3 or not any(is_test(p) for p in changed):
+        code = [p for p in changed if kind(p) == "code" and p.endswith(".py")]
+        if not 1 <= len(code) <= 3 or not any(kind(p) == "test" for p in changed):
             continue
         chosen.append(
             {"id": f"{repo}@{sha[:10]}", "repo": repo, "base_commit": parent, "title": title,
