@@ -42,16 +42,16 @@ from typing import Any
 from agent_cli.search import gitrepo
 from agent_cli.search.tokens import ident_tokens, stem, words
 
-INDEX_VERSION = 7
+INDEX_VERSION = 8
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 
 VENDORED = words(
     """
-    vendor vendored _vendor vendors third_party thirdparty third-party node_modules
-    bower_components extern externals site-packages .git .agent
+    vendor vendored _vendor vendors third_party thirdparty third-party 3rdparty 3rd_party
+    node_modules bower_components extern externals cextern site-packages .git .agent
     """
-)
+)  # not `external`: sympy/external is sympy's own code
 _DOC_EXT = words("md rst txt adoc")
 _CONFIG_EXT = words("cfg toml ini yaml yml json")
 _CODE_EXT = words(

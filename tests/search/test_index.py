@@ -85,6 +85,8 @@ def test_file_kinds() -> None:
     assert file_kind("README.md") == "doc"
     assert file_kind("setup.cfg") == "config"
     assert file_kind("vendor/lib/x.py") is None
+    assert file_kind("cextern/cfitsio/lib/putkey.c") is None  # astropy's bundled C libraries
+    assert file_kind("sympy/external/importtools.py") == "code"
     assert file_kind("static/jquery-3.5.1.js") is None
     assert file_kind("data/table.csv") is None
 
