@@ -565,11 +565,11 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         ex.emit("run_failed", step=step, error=message)
         return Outcome(run.id, "failed", reason=reason, error=error)
     status = getattr(result, "run_status", "succeeded")
-    reason = getattr(result, "reason", None)
+    why: str | None = getattr(result, "reason", None)
     dumped = to_jsonable(result)
-    run.update(status=status, result=dumped, reason=reason)
+    run.update(status=status, result=dumped, reason=why)
     ex.emit("run_finished", status=status)
-    return Outcome(run.id, status, result=result, reason=reason)
+    return Outcome(run.id, status, result=result, reason=why)
 
 
 def _check_can_execute(
