@@ -75,14 +75,10 @@ def git(gitdir: Path, *args: str) -> str:
     ).stdout
 
 
-def kind(path: str) -> str | None:
-    from agent_cli.search.index import file_kind
-
-    return file_kind(path)
-
-
 def select(mirror: Path, repo: str, dev: list[dict], per_repo: int) -> list[dict]:
     """Up to `per_repo` fixes of `repo`, evenly spaced over its main line."""
+    from agent_cli.search.index import file_kind
+
     bases = [r["base_commit"] for r in dev if r["repo"] == repo]
     if not bases:
         return []
@@ -118,8 +114,8 @@ def select(mirror: Path, repo: str, dev: list[dict], per_repo: int) -> list[dict
     chosen: list[dict] = []
     for sha, parent, title in candidates[::step]:
         changed = git(mirror, "diff", "--name-only", parent, sha).split()
-        code = [p for p in changed if kind(p) == "code" and p.endswith(".py")]
-        if not 1 <= len(code) <= 3 or not any(kind(p) == "test" for p in changed):
+        code = [p for p in changed if file_kind(p) == "code" and p.endswith(".py")]
+        if not 1 <= len(code) <= 3 or not any(file_kind(p) == "test" for p in changed):
             continue
         chosen.append(
             {"id": f"{repo}@{sha[:10]}", "repo": repo, "base_commit": parent, "title": title,

@@ -85,6 +85,7 @@ CALLEE_MAX_DEFINING = 6  # a name defined in more files than this resolves nowhe
 CALLEE_CAP = 0.95  # a callee stays below its caller
 SYMBOL_CAP = 1.1  # several names in one file add up, to a point
 CODE_MODULE_W = 0.5  # a module used in a snippet vs named in prose
+PACKAGE_W = 0.4  # a package's __init__ named, vs a module: it says little
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
 MAX_DEFINING_FILES = 60  # a name defined in more files than this points nowhere
 RERANK = 20
@@ -464,7 +465,7 @@ def _modules(
             if k >= 2:
                 # A package's __init__ says little; a module used in a snippet
                 # (`xr.tutorial.load_dataset(...)`) less than one named in prose.
-                weak = 0.4 if index.paths[f].endswith("__init__.py") else 1.0
+                weak = PACKAGE_W if index.paths[f].endswith("__init__.py") else 1.0
                 used = 1.0 if name in m.dotted_prose else CODE_MODULE_W
                 resolved.append((f, ".".join(parts[:k]), w * weak * used))
             consumed = k
@@ -509,7 +510,7 @@ def _spelled_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, 
         for k in (3, 2):
             for i in range(len(parts) - k + 1):
                 for f, module in tails.get(tuple(parts[i : i + k]), ()):
-                    weak = 0.4 if index.paths[f].endswith("__init__.py") else 1.0
+                    weak = PACKAGE_W if index.paths[f].endswith("__init__.py") else 1.0
                     sig.module[f] = max(sig.module[f], SPELLED_MODULE * w * weak)
                     fs[f].reasons.append(f"`{ident}` spells module `{module}`")
 
@@ -526,9 +527,9 @@ def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[tuple[int, str
             if index.kinds[f] != "code":
                 continue
             comps = tuple(name.lower().split("."))
-            for k in (2, 3):
-                entries = tails.setdefault(comps[-k:], []) if len(comps) >= k else None
-                if entries is not None and all(g != f for g, _ in entries):
+            for k in range(2, min(3, len(comps)) + 1):
+                entries = tails.setdefault(comps[-k:], [])
+                if all(g != f for g, _ in entries):
                     entries.append((f, name))
         index.__dict__["_module_tails"] = tails
     return tails
