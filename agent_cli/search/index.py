@@ -42,7 +42,7 @@ from typing import Any
 from agent_cli.search import gitrepo
 from agent_cli.search.tokens import ident_tokens, stem, words
 
-INDEX_VERSION = 8
+INDEX_VERSION = 10
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 

@@ -115,27 +115,47 @@ def _looks_generated(text: str, lines: list[str]) -> bool:
 
 
 def _py_symbols(
-    body: list[ast.stmt], prefix: str, in_class: bool, out: list[SymbolRow], starts: list[int]
+    body: list[ast.stmt],
+    prefix: str,
+    in_class: bool,
+    out: list[SymbolRow],
+    starts: list[int],
+    scope: dict[str, str] | None = None,
 ) -> None:
+    """Definitions of one scope, into `out`. A second name given to a class or
+    function of the same scope (`Eq = Equality`; in a printer class,
+    `_print_MatrixSymbol = _print_Symbol`) is a definition too, of the same kind,
+    spanning its assignment: it is the name users and callers say."""
+    scope = {} if scope is None else scope  # name -> kind, defined so far
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             name = prefix + node.name
             is_class = isinstance(node, ast.ClassDef)
             kind = "class" if is_class else ("method" if in_class else "function")
             end = node.end_lineno or node.lineno
+            scope[node.name] = kind
             out.append([name, kind, node.lineno, end])
             starts.append(min([node.lineno, *(d.lineno for d in node.decorator_list)]))
             if is_class:
                 _py_symbols(node.body, name + ".", True, out, starts)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+            kind = scope.get(node.value.id)
+            for target in node.targets if kind else ():
+                if isinstance(target, ast.Name) and target.id != node.value.id:
+                    scope[target.id] = kind
+                    out.append(
+                        [prefix + target.id, kind, node.lineno, node.end_lineno or node.lineno]
+                    )
+                    starts.append(node.lineno)
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.While)):
             # Conditional definitions (`if PY3: def f(): ...`, `try: ... except: ...`) are
             # still definitions of this scope.
             for field in ("body", "orelse", "finalbody"):
-                _py_symbols(getattr(node, field, []), prefix, in_class, out, starts)
+                _py_symbols(getattr(node, field, []), prefix, in_class, out, starts, scope)
             for handler in getattr(node, "handlers", []):
-                _py_symbols(handler.body, prefix, in_class, out, starts)
+                _py_symbols(handler.body, prefix, in_class, out, starts, scope)
         elif hasattr(ast, "TryStar") and isinstance(node, ast.TryStar):
-            _py_symbols(node.body, prefix, in_class, out, starts)
+            _py_symbols(node.body, prefix, in_class, out, starts, scope)
 
 
 def _py_imports(tree: ast.Module) -> list[list[Any]]:

@@ -120,3 +120,40 @@ def test_relative_and_src_layout_imports_resolve_to_files(tmp_path: Path) -> Non
     # A frame through site-packages finds the file under src/.
     tb = 'Traceback:\n  File "/venv/site-packages/lib/util.py", line 2, in clamp\n'
     assert locate_text("crash\n" + tb, repo=root).files[0].path == "src/lib/util.py"
+
+
+def test_a_second_name_of_a_class_or_function_is_a_definition(repo: Path) -> None:
+    rows = symbols(
+        "rel.py",
+        """
+        class Equality:
+            def _print_Symbol(self, expr):
+                return str(expr)
+
+            _print_MatrixSymbol = _print_Symbol
+            label = "eq"
+
+
+        Eq = Equality
+        limit = 10
+        alias_of_unknown = something_imported
+        """,
+    )
+    assert rows == [
+        ["Equality", "class", 1, 6],
+        ["Equality._print_Symbol", "method", 2, 3],
+        ["Equality._print_MatrixSymbol", "method", 5, 5],
+        ["Eq", "class", 9, 9],
+    ]
+
+    write(
+        repo,
+        "pkg/printer.py",
+        "class StrPrinter:\n    def _print_Symbol(self, e):\n        return e\n\n    _print_MatrixSymbol = _print_Symbol\n",
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "printer")
+    result = locate_text("`_print_MatrixSymbol` drops the shape", repo=repo)
+    assert result.files[0].path == "pkg/printer.py"
+    assert result.symbols[0].name == "StrPrinter._print_MatrixSymbol"
+    assert "named in the issue: `StrPrinter._print_MatrixSymbol`" in result.symbols[0].reasons
