@@ -39,7 +39,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from agent_cli.search import gitrepo
+from agent_cli.search import gitrepo, treesit
+from agent_cli.search.langs import language
 from agent_cli.search.tokens import ident_tokens, stem, words
 
 INDEX_VERSION = 10
@@ -398,7 +399,10 @@ def _analyze_many(items: list[tuple[str, str]]) -> list[tuple[dict[str, Any], di
 
 def _file_key(blob: str, path: str) -> str:
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-    return f"file:{INDEX_VERSION}:{blob}:{ext}"
+    # A file a tree-sitter grammar parses is another entry than its regex parse: a
+    # grammar installed (or removed) later re-parses those files, and only those.
+    parser = "+ts" if language(path) in treesit.installed() else ""
+    return f"file:{INDEX_VERSION}:{blob}:{ext}{parser}"
 
 
 def detail_key(blob: str, path: str) -> str:
@@ -406,7 +410,9 @@ def detail_key(blob: str, path: str) -> str:
 
 
 def commit_key(commit: str) -> str:
-    return f"commit:{INDEX_VERSION}:{commit}"
+    grammars = treesit.installed()
+    parsers = "+ts=" + ",".join(sorted(grammars)) if grammars else ""
+    return f"commit:{INDEX_VERSION}{parsers}:{commit}"
 
 
 def load_index(repo: Path, cache: Any, commit: str) -> RepoIndex:

@@ -6,10 +6,11 @@ Python goes through `ast`: classes, functions and methods (nested classes too, a
 are not symbols of their own: a patch to one is a patch to its outer function, and
 that is the name a reader looks for.
 
-Other languages, and Python that does not parse (Python 2 files in old trees), go
-through a line-regex fallback: definition keywords of the common languages, nesting
+Other languages go through a tree-sitter grammar where one is installed (see
+`treesit`). Without one, and for Python that does not parse (Python 2 files in old
+trees), a line-regex fallback: definition keywords of the common languages, nesting
 and span ends from indentation. It is approximate and says so only by being
-regex-shaped; tree-sitter would be better and is deliberately not a dependency.
+regex-shaped.
 
 Each symbol also gets the bag of tokens on the lines it owns (its body minus the
 bodies of nested symbols), so the ranker can score symbols inside a top file without
@@ -33,7 +34,8 @@ SymbolRow = list[Any]
 def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """(core, detail) JSON entries for one file.
 
-    `exact=False` skips `ast` for Python and uses the regex fallback: the index does
+    `exact=False` skips `ast` for Python (and the grammars of other languages) and
+    uses the regex fallback: the index does
     that for test files and examples, which are half of a typical tree and rarely the
     answer, to halve the cold build; and generated files skip it by themselves.
 
@@ -56,6 +58,15 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
             _py_symbols(tree.body, "", False, symbols, starts)
             imports = _py_imports(tree)
             parsed = True
+    if parsed or lang in ("python", "cython") or not exact or _looks_generated(text, lines):
+        found = None
+    else:
+        from agent_cli.search.treesit import symbols as grammar_symbols
+
+        found = grammar_symbols(text, lang)
+    if found is not None:
+        symbols, starts = found
+        parsed = True
     if not parsed:
         symbols, starts = _regex_symbols(lines, lang)
         if lang in ("python", "cython"):
@@ -139,13 +150,12 @@ def _py_symbols(
             if is_class:
                 _py_symbols(node.body, name + ".", True, out, starts)
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
-            kind = scope.get(node.value.id)
-            for target in node.targets if kind else ():
-                if isinstance(target, ast.Name) and target.id != node.value.id:
-                    scope[target.id] = kind
-                    out.append(
-                        [prefix + target.id, kind, node.lineno, node.end_lineno or node.lineno]
-                    )
+            original = node.value.id
+            for target in node.targets if original in scope else ():
+                if isinstance(target, ast.Name) and target.id != original:
+                    scope[target.id] = scope[original]
+                    end = node.end_lineno or node.lineno
+                    out.append([prefix + target.id, scope[original], node.lineno, end])
                     starts.append(node.lineno)
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.While)):
             # Conditional definitions (`if PY3: def f(): ...`, `try: ... except: ...`) are

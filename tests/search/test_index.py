@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from agent_cli.search import locate_text
+import pytest
+
+from agent_cli.search import locate_text, treesit
 from agent_cli.search.index import file_kind
 from agent_cli.search.symbols import analyze
 from tests.search.conftest import git, write
@@ -53,7 +55,8 @@ def test_python_symbols_with_spans_nesting_and_conditionals() -> None:
     ]
 
 
-def test_regex_fallback_for_other_languages_and_python_2() -> None:
+def test_regex_fallback_for_other_languages_and_python_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(treesit, "installed", lambda: frozenset())  # no grammar here
     js = symbols(
         "app.js",
         """

@@ -1,0 +1,241 @@
+"""Definitions in languages other than Python through tree-sitter, where it is
+installed: `pip install 'agent-cli[treesitter]'` (the `tree-sitter` bindings and the
+grammars of JavaScript, TypeScript, Go, Rust, C, C++, Java and Ruby; any one grammar
+package is enough for its language).
+
+A grammar finds what the line regexes of `symbols` miss or get wrong: methods of
+object literals (`const Search = {query: (q) => ...}` gives `Search.query`), Go
+methods under their receiver (`Server.Serve`), Rust methods under their `impl`,
+C++ `Foo::bar` definitions outside the class, and exact span ends instead of
+indentation guesses. Without it, those languages go through the regexes, as before.
+
+The same shape as the Python symbols: [qualified name, kind, line, end_line] in
+document order, parents before children, and a function nested in a function is
+part of its outer function, not a symbol of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from functools import cache, lru_cache
+from typing import Any
+
+# language -> (grammar module, function returning the language)
+GRAMMARS = {
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "ruby": ("tree_sitter_ruby", "language"),
+}
+
+_FUNCTION_VALUES = {
+    "arrow_function",
+    "function_expression",
+    "function",
+    "generator_function",
+}
+
+
+@lru_cache(maxsize=1)
+def installed() -> frozenset[str]:
+    """The languages whose grammar is importable, looked up without importing
+    anything (index keys name them, so a grammar installed later re-parses)."""
+    try:
+        if importlib.util.find_spec("tree_sitter") is None:
+            return frozenset()
+        return frozenset(
+            lang for lang, (mod, _) in GRAMMARS.items() if importlib.util.find_spec(mod)
+        )
+    except (ImportError, ValueError):
+        return frozenset()
+
+
+@cache
+def _parser(lang: str) -> Any:
+    try:
+        from tree_sitter import Language, Parser
+
+        mod, func = GRAMMARS[lang]
+        return Parser(Language(getattr(importlib.import_module(mod), func)()))
+    except Exception:  # noqa: BLE001 - a broken or mismatched install: use the regexes
+        return None
+
+
+def symbols(text: str, lang: str) -> tuple[list[list[Any]], list[int]] | None:
+    """(rows, first line of each) for `text`, or None when `lang` has no grammar here."""
+    parser = _parser(lang) if lang in installed() else None
+    if parser is None:
+        return None
+    try:
+        tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+    except Exception:  # noqa: BLE001 - never let one file stop an index build
+        return None
+    rows: list[list[Any]] = []
+    _walk(tree.root_node, "", _CLASSIFY.get(lang, _by_name), rows)
+    return rows, [row[2] for row in rows]
+
+
+# A classifier says what a node defines: ("class", name), ("function", name),
+# ("scope", name) (qualifies what is inside it, no row of its own: a Rust `impl`), or
+# None (not a definition: look inside).
+Classifier = Callable[[Any], "tuple[str, str] | None"]
+
+
+def _walk(node: Any, prefix: str, classify: Classifier, out: list[list[Any]]) -> None:
+    for child in node.named_children:
+        what = classify(child)
+        if what is None:
+            _walk(child, prefix, classify, out)
+            continue
+        role, name = what
+        if not name:
+            continue
+        qual = prefix + name
+        start, end = child.start_point[0] + 1, child.end_point[0] + 1
+        if role == "scope":
+            _walk(child, qual + ".", classify, out)
+        elif role == "class":
+            out.append([qual, "class", start, end])
+            _walk(child, qual + ".", classify, out)
+        else:
+            out.append([qual, "method" if prefix or "." in name else "function", start, end])
+
+
+def _text(node: Any) -> str:
+    return node.text.decode("utf-8", "replace") if node is not None else ""
+
+
+def _field(node: Any, name: str) -> str:
+    return _text(node.child_by_field_name(name))
+
+
+def _by_name(node: Any) -> tuple[str, str] | None:
+    return None
+
+
+def _javascript(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t in ("class_declaration", "abstract_class_declaration", "interface_declaration"):
+        return "class", _field(node, "name")
+    if t in ("function_declaration", "generator_function_declaration"):
+        return "function", _field(node, "name")
+    if t in ("method_definition", "method_signature", "abstract_method_signature"):
+        return "function", _field(node, "name")
+    if t == "variable_declarator":
+        value = node.child_by_field_name("value")
+        if value is None:
+            return None
+        if value.type in _FUNCTION_VALUES:
+            return "function", _field(node, "name")
+        if value.type == "object" and any(_is_js_function(c) for c in value.named_children):
+            return "class", _field(node, "name")  # an object of functions is a namespace
+        return None
+    if t == "pair" and _is_js_function(node):
+        return "function", _field(node, "key")
+    return None  # an anonymous function (`$(function () {...})`): its insides count
+
+
+def _is_js_function(node: Any) -> bool:
+    if node.type == "method_definition":
+        return True
+    value = node.child_by_field_name("value") if node.type == "pair" else None
+    return value is not None and value.type in _FUNCTION_VALUES
+
+
+def _go(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t == "function_declaration":
+        return "function", _field(node, "name")
+    if t == "method_declaration":
+        receiver = node.child_by_field_name("receiver")
+        owner = ""
+        for ident in _descendants(receiver, "type_identifier"):
+            owner = _text(ident)
+            break
+        name = _field(node, "name")
+        return "function", f"{owner}.{name}" if owner and name else name
+    if t == "type_spec":
+        kind = node.child_by_field_name("type")
+        if kind is not None and kind.type in ("struct_type", "interface_type"):
+            return "class", _field(node, "name")
+    return None
+
+
+def _rust(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t in ("function_item", "function_signature_item"):
+        return "function", _field(node, "name")
+    if t in ("struct_item", "enum_item", "union_item", "trait_item"):
+        return "class", _field(node, "name")
+    if t == "impl_item":
+        target = node.child_by_field_name("type")
+        while target is not None and target.type == "generic_type":
+            target = target.child_by_field_name("type")
+        return "scope", _text(target)
+    return None
+
+
+def _c_family(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t == "function_definition":
+        declarator = node.child_by_field_name("declarator")
+        while declarator is not None and declarator.child_by_field_name("declarator") is not None:
+            declarator = declarator.child_by_field_name("declarator")
+        name = _text(declarator).replace("::", ".")
+        return "function", name
+    if t in ("struct_specifier", "union_specifier", "enum_specifier", "class_specifier"):
+        if node.child_by_field_name("body") is None:
+            return None  # `struct foo *p;`: a use, not a definition
+        return "class", _field(node, "name")
+    return None
+
+
+def _java(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t in (
+        "class_declaration",
+        "interface_declaration",
+        "enum_declaration",
+        "record_declaration",
+        "annotation_type_declaration",
+    ):
+        return "class", _field(node, "name")
+    if t in ("method_declaration", "constructor_declaration"):
+        return "function", _field(node, "name")
+    return None
+
+
+def _ruby(node: Any) -> tuple[str, str] | None:
+    t = node.type
+    if t in ("class", "module"):
+        return "class", _field(node, "name").replace("::", ".")
+    if t in ("method", "singleton_method"):
+        return "function", _field(node, "name")
+    return None
+
+
+def _descendants(node: Any, kind: str) -> Any:
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if n.type == kind:
+            yield n
+        stack.extend(reversed(n.named_children))
+
+
+_CLASSIFY: dict[str, Classifier] = {
+    "javascript": _javascript,
+    "typescript": _javascript,
+    "go": _go,
+    "rust": _rust,
+    "c": _c_family,
+    "cpp": _c_family,
+    "java": _java,
+    "ruby": _ruby,
+}

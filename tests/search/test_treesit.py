@@ -1,0 +1,183 @@
+"""Other languages through tree-sitter grammars (installed by the test extra), and the
+regex fallback when no grammar is there."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agent_cli.cache import open_cache
+from agent_cli.search import locate_text, treesit
+from agent_cli.search.symbols import analyze
+from tests.search.conftest import git, write
+
+pytest.importorskip("tree_sitter")
+
+NAMESPACE_JS = """
+const Search = {
+  init: function () {
+    this.ready = true;
+  },
+
+  query: (text) => {
+    return lookup(text);
+  },
+
+  setIndex(index) {
+    this.index = index;
+  },
+};
+
+class Widget extends Base {
+  draw(ctx) {
+    ctx.fill();
+  }
+}
+
+$(function () {
+  function onReady() {}
+});
+"""
+
+
+def symbols(path: str, text: str) -> list[list]:
+    core, _ = analyze(path, textwrap.dedent(text).lstrip("\n"))
+    return core["symbols"]
+
+
+def test_javascript_object_methods_classes_and_exact_spans() -> None:
+    pytest.importorskip("tree_sitter_javascript")
+    assert symbols("static/searchtools.js", NAMESPACE_JS) == [
+        ["Search", "class", 1, 13],
+        ["Search.init", "method", 2, 4],
+        ["Search.query", "method", 6, 8],
+        ["Search.setIndex", "method", 10, 12],
+        ["Widget", "class", 15, 19],
+        ["Widget.draw", "method", 16, 18],
+        ["onReady", "function", 22, 22],
+    ]
+
+
+def test_without_a_grammar_the_regexes_parse_and_miss_what_they_miss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(treesit, "_parser", lambda lang: None)
+    names = [row[0] for row in symbols("static/searchtools.js", NAMESPACE_JS)]
+    assert "Widget.draw" in names
+    assert "Search.query" not in names  # an object literal's arrow function
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        (
+            "server.go",
+            """
+            package web
+
+            type Server struct {
+                addr string
+            }
+
+            func (s *Server) Serve() error {
+                return nil
+            }
+
+            func New() *Server { return nil }
+            """,
+            [
+                ["Server", "class", 3, 5],
+                ["Server.Serve", "method", 7, 9],
+                ["New", "function", 11, 11],
+            ],
+        ),
+        (
+            "src/point.rs",
+            """
+            pub struct Point { x: i32 }
+
+            impl<T> Grid<T> {
+                pub fn new() -> Self {
+                    todo!()
+                }
+            }
+
+            fn main() {}
+            """,
+            [
+                ["Point", "class", 1, 1],
+                ["Grid.new", "method", 4, 6],
+                ["main", "function", 9, 9],
+            ],
+        ),
+        (
+            "src/make.c",
+            """
+            struct point { int x; };
+
+            static struct point *
+            make_point(struct point *p, int n)
+            {
+                return p;
+            }
+            """,
+            [
+                ["point", "class", 1, 1],
+                ["make_point", "function", 3, 7],
+            ],
+        ),
+        (
+            "src/widget.cpp",
+            """
+            namespace ui {
+            class Widget {
+              void draw() { }
+            };
+            }
+
+            void ui::Widget::resize(int n) {
+            }
+            """,
+            [
+                ["Widget", "class", 2, 4],
+                ["Widget.draw", "method", 3, 3],
+                ["ui.Widget.resize", "method", 7, 8],
+            ],
+        ),
+    ],
+)
+def test_go_rust_c_and_cpp_definitions(path: str, source: str, expected: list[list]) -> None:
+    lang = {"go": "go", "rs": "rust", "c": "c", "cpp": "cpp"}[path.rsplit(".", 1)[1]]
+    pytest.importorskip(treesit.GRAMMARS[lang][0])
+    assert symbols(path, source) == expected
+
+
+def test_a_grammar_installed_later_reparses_only_its_language(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tree_sitter_javascript")
+    write(repo, "pkg/static/searchtools.js", NAMESPACE_JS)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "search page")
+    issue = "`Search.query` returns nothing for a quoted phrase"
+
+    def parsed() -> int:
+        cache = open_cache(repo / ".agent", "index")
+        try:
+            return cache.get("stats")["files_parsed"]
+        finally:
+            cache.close()
+
+    monkeypatch.setattr(treesit, "installed", lambda: frozenset())
+    without = locate_text(issue, repo=repo)
+    before = parsed()
+    assert "Search.query" not in [s.name for s in without.symbols]
+
+    monkeypatch.setattr(treesit, "installed", lambda: frozenset({"javascript"}))
+    result = locate_text(issue, repo=repo)
+    assert parsed() == before + 1  # the one JavaScript file, not the Python ones
+    assert result.files[0].path == "pkg/static/searchtools.js"
+    query = next(s for s in result.symbols if s.name == "Search.query")
+    assert (query.line, query.end_line) == (6, 8)
