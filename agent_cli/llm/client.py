@@ -95,7 +95,8 @@ class AnthropicTransport:
 def _status_error(exc: Any, request: dict[str, Any], step: str, conn: Connection) -> Exception:
     status = exc.status_code
     body = exc.body if isinstance(exc.body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    said_error = body.get("error")
+    err = said_error if isinstance(said_error, dict) else {}
     kind = err.get("type", "error")
     text = err.get("message") or str(exc)
     said = f"{status} {kind}: {text}"

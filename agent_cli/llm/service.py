@@ -124,6 +124,7 @@ class ModelService:
                 ) -> dict[str, Any]:
         usage = usage_of(sent.response)
         model = sent.response.get("model") or request["model"]
+        cost: float | None
         if sent.served_from:
             cost, source = 0.0, "served"
         else:

@@ -6,7 +6,7 @@ from agent_cli import durable
 from agent_cli.answers import Answer
 from agent_cli.pipeline.artifacts import ImplementationPlan, Issue, PullRequest, RepoRef, Stopped
 from agent_cli.pipeline.context import repo_context
-from agent_cli.pipeline.runtime import setting
+from agent_cli.pipeline.runtime import number_setting, setting
 from agent_cli.pipeline.stages import (
     analyze_issue,
     create_plan,
@@ -32,7 +32,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
     targets = [t.id for t in plan.tests]
     changes = write_code(issue, exploration, plan, repo)
     result = run_tests(changes, targets, repo)
-    attempts, allowed = 0, int(setting("max_attempts", 3))  # type: ignore[arg-type]
+    attempts, allowed = 0, number_setting("max_attempts", 3)
     while not result.passed:
         if attempts >= allowed:
             more = durable.wait(
@@ -43,7 +43,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
             if not more.approved:
                 return Stopped(run_status="failed", diff=changes.diff,
                                reason=more.reason or f"tests still failing after {attempts} attempts")
-            allowed += max(1, int(setting("max_attempts", 3)))  # type: ignore[arg-type]
+            allowed += max(1, number_setting("max_attempts", 3))
         attempts += 1
         changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
         result = run_tests(changes, targets, repo)

@@ -53,3 +53,14 @@ def run_id() -> str:
 def setting(name: str, default: object = None) -> object:
     value = durable.config().get(name)
     return default if value is None else value
+
+
+def number_setting(name: str, default: int) -> int:
+    """A whole-number setting (validated when the run was made: settings.py)."""
+    value = setting(name, default)
+    return int(value) if isinstance(value, (int, float, str)) else default
+
+
+def seconds_setting(name: str, default: float) -> float:
+    value = setting(name, default)
+    return float(value) if isinstance(value, (int, float, str)) else default

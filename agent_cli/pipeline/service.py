@@ -228,4 +228,5 @@ def _discard_if_model_rejected(run: durable.Run, outcome: durable.Outcome, root:
     runs_dir = root / ".agent" / "runs"
     if remove_agent_dir and runs_dir.is_dir() and not any(runs_dir.iterdir()):
         shutil.rmtree(root / ".agent", ignore_errors=True)  # nothing else started meanwhile
-    raise UsageError(outcome.error["message"], hint=outcome.error.get("hint"))  # type: ignore[index]
+    error = outcome.error or {}
+    raise UsageError(error.get("message", "the run could not start"), hint=error.get("hint"))

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from agent_cli import durable
 from agent_cli.durable.fsio import write_text
 from agent_cli.llm.models import is_replay, resolve_model
@@ -35,13 +37,13 @@ from agent_cli.pipeline.artifacts import (
     TestResult,
 )
 from agent_cli.pipeline.prompts import fingerprint_text, render, template
-from agent_cli.pipeline.runtime import rt, run_id, setting
+from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting
 from agent_cli.workspace import testrun
 from agent_cli.workspace.branch import commit_branch, push_and_open_pr
 from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits
 from agent_cli.workspace.worktree import Worktree
 
-TOOLS = {
+TOOLS: dict[str, type[BaseModel]] = {
     "submit_analysis": AnalysisPlan,
     "submit_plan": PlanDraft,
     "submit_edits": FileEdits,
@@ -69,8 +71,8 @@ def analyze_issue(issue: Issue, repo_context: str) -> AnalysisPlan:
 
 @durable.checkpoint
 def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> ExplorationResult:
-    return ctx.explore(issue, analysis, repo, top=int(setting("locate_top", 10)),
-                       budget=int(setting("context_tokens", 30_000)))
+    return ctx.explore(issue, analysis, repo, top=number_setting("locate_top", 10),
+                       budget=number_setting("context_tokens", 30_000))
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)
@@ -90,8 +92,10 @@ def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
     per_call_in = exploration.tokens + 3_000
     input_tokens, output_tokens = calls * per_call_in, calls * 2_000
     model = str(setting("model", "sonnet"))
+    prices = setting("prices", {})
     cost = 0.0 if is_replay(model) else estimate_cost(  # a recording costs nothing
-        resolve_model(model), input_tokens, output_tokens, dict(setting("prices", {})))  # type: ignore[arg-type]
+        resolve_model(model), input_tokens, output_tokens,
+        prices if isinstance(prices, dict) else {})
     return Estimate(input_tokens=input_tokens, output_tokens=output_tokens, calls=calls,
                     cost_usd=cost)
 
@@ -152,11 +156,11 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestRe
     wt = worktree(repo)
     wt.materialize(changes.diff)
     command = test_command(wt.path)
-    timeout = float(setting("test_timeout", 900))  # type: ignore[arg-type]
+    timeout = seconds_setting("test_timeout", 900)
     before = testrun.baseline(Path(repo.path), repo.base_commit, command,
                               agent_dir=rt().agent_dir, timeout=timeout)
     now = testrun.run_tests(wt.path, command, timeout=timeout,
-                            output_cap=int(setting("test_output_cap", 200_000)))  # type: ignore[arg-type]
+                            output_cap=number_setting("test_output_cap", 200_000))
     verdict = testrun.evaluate(now, before, targets)
     new_ids = [t.id for t in verdict.new_failures]
     counted = [t for t in now.tests if t.id in new_ids or t.id in verdict.failing_targets]
