@@ -43,7 +43,8 @@ from agent_cli.search import gitrepo, treesit
 from agent_cli.search.langs import language
 from agent_cli.search.tokens import ident_tokens, stem, words
 
-INDEX_VERSION = 10
+INDEX_VERSION = 11
+_SEPARATORS = re.compile(r"[,|;]")
 MAX_BYTES = 1_000_000
 _PARALLEL_MIN_FILES = 200
 
@@ -401,8 +402,8 @@ def _file_key(blob: str, path: str) -> str:
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     # A file a tree-sitter grammar parses is another entry than its regex parse: a
     # grammar installed (or removed) later re-parses those files, and only those.
-    parser = "+ts" if language(path) in treesit.installed() else ""
-    return f"file:{INDEX_VERSION}:{blob}:{ext}{parser}"
+    grammar = treesit.fingerprint(language(path), path)
+    return f"file:{INDEX_VERSION}:{blob}:{ext}{'+ts' + grammar if grammar else ''}"
 
 
 def detail_key(blob: str, path: str) -> str:
@@ -411,7 +412,7 @@ def detail_key(blob: str, path: str) -> str:
 
 def commit_key(commit: str) -> str:
     grammars = treesit.installed()
-    parsers = "+ts=" + ",".join(sorted(grammars)) if grammars else ""
+    parsers = "+ts=" + ",".join(f"{k}{v}" for k, v in sorted(grammars.items())) if grammars else ""
     return f"commit:{INDEX_VERSION}{parsers}:{commit}"
 
 
@@ -498,7 +499,10 @@ def _assemble(
             lst = postings[term]
             lst.append(i)
             lst.append(tf)
-        for s, (name, *_rest) in enumerate(core["symbols"]):
+        # "," "|" and ";" separate the packed fields: no parser should put them in a
+        # name, and if one does, the name loses them, not the index its shape.
+        rows = [[_SEPARATORS.sub("_", row[0]), *row[1:]] for row in core["symbols"]]
+        for s, (name, *_rest) in enumerate(rows):
             leaf = name[name.rfind(".") + 1 :]
             refs = defs[leaf.lower()][leaf]
             refs.append(i)
@@ -506,7 +510,7 @@ def _assemble(
         packed_symbols.append(
             "|".join(
                 f"{name},{_KIND_LETTERS.get(kind, kind)},{start},{end}"
-                for name, kind, start, end in core["symbols"]
+                for name, kind, start, end in rows
             )
         )
     modules = module_map(paths)

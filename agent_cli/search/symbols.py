@@ -63,7 +63,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     else:
         from agent_cli.search.treesit import symbols as grammar_symbols
 
-        found = grammar_symbols(text, lang)
+        found = grammar_symbols(text, lang, path)
     if found is not None:
         symbols, starts = found
         parsed = True
@@ -152,7 +152,8 @@ def _py_symbols(
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
             original = node.value.id
             for target in node.targets if original in scope else ():
-                if isinstance(target, ast.Name) and target.id != original:
+                # `f = g` after `def f` is a rebinding, not a second name of `g`'s.
+                if isinstance(target, ast.Name) and target.id not in scope:
                     scope[target.id] = scope[original]
                     end = node.end_lineno or node.lineno
                     out.append([prefix + target.id, scope[original], node.lineno, end])

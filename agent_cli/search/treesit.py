@@ -16,16 +16,21 @@ part of its outer function, not a symbol of its own.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import os
+import re
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
-# language -> (grammar module, function returning the language)
+# grammar -> (module, function returning the language). Languages are those of
+# `langs.language`; `tsx` is TypeScript's grammar for .tsx files (JSX inside).
 GRAMMARS = {
     "javascript": ("tree_sitter_javascript", "language"),
     "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
     "go": ("tree_sitter_go", "language"),
     "rust": ("tree_sitter_rust", "language"),
     "c": ("tree_sitter_c", "language"),
@@ -40,71 +45,122 @@ _FUNCTION_VALUES = {
     "function",
     "generator_function",
 }
-
-
-@lru_cache(maxsize=1)
-def installed() -> frozenset[str]:
-    """The languages whose grammar is importable, looked up without importing
-    anything (index keys name them, so a grammar installed later re-parses)."""
-    try:
-        if importlib.util.find_spec("tree_sitter") is None:
-            return frozenset()
-        return frozenset(
-            lang for lang, (mod, _) in GRAMMARS.items() if importlib.util.find_spec(mod)
-        )
-    except (ImportError, ValueError):
-        return frozenset()
+# What a symbol row may be called: identifiers joined by dots. The index packs rows
+# as "name,kind,line,end|..."; C++ `operator|`, `Map<A, B>::insert` or a JS string
+# key would break that, so names are reduced to this or dropped.
+_NAME = re.compile(r"[A-Za-z_$~][\w$~]*(?:\.[A-Za-z_$~][\w$~]*)*")
+_TEMPLATE_ARGS = re.compile(r"<[^<>]*>")
 
 
 @cache
-def _parser(lang: str) -> Any:
+def installed() -> dict[str, str]:
+    """Language -> a fingerprint of its grammar and of the bindings (their files'
+    modification times), for the languages whose grammar is importable, looked up
+    without importing anything. Index keys carry the fingerprint, so a grammar
+    installed, removed, upgraded or repaired later re-parses that language."""
+    try:
+        core = importlib.util.find_spec("tree_sitter")
+        if core is None:
+            return {}
+        out: dict[str, str] = {}
+        for lang, (mod, _) in GRAMMARS.items():
+            spec = importlib.util.find_spec(mod)
+            if spec is not None:
+                stamp = f"{_mtime(core.origin)}:{_mtime(spec.origin)}"
+                out[lang] = hashlib.sha1(stamp.encode()).hexdigest()[:8]
+        return out
+    except (ImportError, ValueError):
+        return {}
+
+
+def _mtime(path: str | None) -> int:
+    try:
+        return os.stat(path).st_mtime_ns if path else 0
+    except OSError:
+        return 0
+
+
+def fingerprint(lang: str, path: str) -> str:
+    """The grammar that parses `path` ("" for none): part of its cache key."""
+    return installed().get(_grammar(lang, path), "")
+
+
+def _grammar(lang: str, path: str) -> str:
+    return "tsx" if lang == "typescript" and path.lower().endswith(".tsx") else lang
+
+
+@cache
+def _parser(grammar: str) -> Any:
     try:
         from tree_sitter import Language, Parser
 
-        mod, func = GRAMMARS[lang]
+        mod, func = GRAMMARS[grammar]
         return Parser(Language(getattr(importlib.import_module(mod), func)()))
     except Exception:  # noqa: BLE001 - a broken or mismatched install: use the regexes
         return None
 
 
-def symbols(text: str, lang: str) -> tuple[list[list[Any]], list[int]] | None:
-    """(rows, first line of each) for `text`, or None when `lang` has no grammar here."""
-    parser = _parser(lang) if lang in installed() else None
+def symbols(text: str, lang: str, path: str = "") -> tuple[list[list[Any]], list[int]] | None:
+    """(rows, first line of each) for `text`, or None when `lang` has no grammar here
+    (or it fails to load, or to parse)."""
+    grammar = _grammar(lang, path)
+    parser = _parser(grammar) if grammar in installed() else None
     if parser is None:
         return None
+    data = text.encode("utf-8", "surrogatepass")
     try:
-        tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+        tree = parser.parse(data)
+        if grammar == "c" and tree.root_node.has_error and "cpp" in installed():
+            # A .h file is C or C++; the C grammar reads `class Widget {` as a function.
+            cpp = _parser("cpp")
+            alt = cpp.parse(data) if cpp is not None else None
+            if alt is not None and not alt.root_node.has_error:
+                tree, grammar = alt, "cpp"
     except Exception:  # noqa: BLE001 - never let one file stop an index build
         return None
     rows: list[list[Any]] = []
-    _walk(tree.root_node, "", _CLASSIFY.get(lang, _by_name), rows)
+    _walk(tree.root_node, _CLASSIFY.get(grammar, _by_name), rows)
     return rows, [row[2] for row in rows]
 
 
 # A classifier says what a node defines: ("class", name), ("function", name),
-# ("scope", name) (qualifies what is inside it, no row of its own: a Rust `impl`), or
-# None (not a definition: look inside).
+# ("scope", name) (qualifies what is inside it, no row of its own: a Rust `impl`),
+# ("skip", "") (nothing inside is a symbol of the enclosing scope: a Java anonymous
+# class), or None (not a definition: look inside). A name that is not an identifier
+# (an anonymous class, `operator|`) gives no row, and what is inside still counts.
 Classifier = Callable[[Any], "tuple[str, str] | None"]
 
 
-def _walk(node: Any, prefix: str, classify: Classifier, out: list[list[Any]]) -> None:
-    for child in node.named_children:
-        what = classify(child)
-        if what is None:
-            _walk(child, prefix, classify, out)
+def _walk(root: Any, classify: Classifier, out: list[list[Any]]) -> None:
+    # An explicit stack: generated code nests deeper than Python's recursion limit.
+    stack: list[tuple[Any, str]] = [(c, "") for c in reversed(root.named_children)]
+    while stack:
+        node, prefix = stack.pop()
+        what = classify(node)
+        if what is not None and what[0] == "skip":
             continue
-        role, name = what
-        if not name:
+        name = _clean(what[1]) if what is not None else ""
+        if what is None or not name:
+            stack.extend((c, prefix) for c in reversed(node.named_children))
             continue
+        role = what[0]
         qual = prefix + name
-        start, end = child.start_point[0] + 1, child.end_point[0] + 1
-        if role == "scope":
-            _walk(child, qual + ".", classify, out)
-        elif role == "class":
-            out.append([qual, "class", start, end])
-            _walk(child, qual + ".", classify, out)
-        else:
+        start, end = node.start_point[0] + 1, node.end_point[0] + 1
+        if role == "function":
+            # A function nested in a function is part of it: no descent.
             out.append([qual, "method" if prefix or "." in name else "function", start, end])
+            continue
+        if role == "class":
+            out.append([qual, "class", start, end])
+        stack.extend((c, qual + ".") for c in reversed(node.named_children))
+
+
+def _clean(name: str) -> str:
+    """`ns::Map<A, B>::insert` -> `ns.Map.insert`; "" when no identifier is left."""
+    while "<" in name and _TEMPLATE_ARGS.search(name):
+        name = _TEMPLATE_ARGS.sub("", name)
+    name = name.replace("::", ".").strip()
+    return name if _NAME.fullmatch(name) else ""
 
 
 def _text(node: Any) -> str:
@@ -208,6 +264,8 @@ def _java(node: Any) -> tuple[str, str] | None:
         return "class", _field(node, "name")
     if t in ("method_declaration", "constructor_declaration"):
         return "function", _field(node, "name")
+    if t == "object_creation_expression":
+        return "skip", ""  # `new Runnable() { public void run() ... }` in a field
     return None
 
 
@@ -232,6 +290,7 @@ def _descendants(node: Any, kind: str) -> Any:
 _CLASSIFY: dict[str, Classifier] = {
     "javascript": _javascript,
     "typescript": _javascript,
+    "tsx": _javascript,
     "go": _go,
     "rust": _rust,
     "c": _c_family,

@@ -56,7 +56,7 @@ def test_python_symbols_with_spans_nesting_and_conditionals() -> None:
 
 
 def test_regex_fallback_for_other_languages_and_python_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(treesit, "installed", lambda: frozenset())  # no grammar here
+    monkeypatch.setattr(treesit, "installed", dict)  # no grammar here
     js = symbols(
         "app.js",
         """
@@ -140,6 +140,13 @@ def test_a_second_name_of_a_class_or_function_is_a_definition(repo: Path) -> Non
         Eq = Equality
         limit = 10
         alias_of_unknown = something_imported
+
+
+        def check():
+            pass
+
+
+        check = Eq  # a rebinding, not a second name
         """,
     )
     assert rows == [
@@ -147,6 +154,7 @@ def test_a_second_name_of_a_class_or_function_is_a_definition(repo: Path) -> Non
         ["Equality._print_Symbol", "method", 2, 3],
         ["Equality._print_MatrixSymbol", "method", 5, 5],
         ["Eq", "class", 9, 9],
+        ["check", "function", 14, 15],
     ]
 
     write(

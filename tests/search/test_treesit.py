@@ -170,14 +170,92 @@ def test_a_grammar_installed_later_reparses_only_its_language(
         finally:
             cache.close()
 
-    monkeypatch.setattr(treesit, "installed", lambda: frozenset())
+    monkeypatch.setattr(treesit, "installed", dict)
     without = locate_text(issue, repo=repo)
     before = parsed()
     assert "Search.query" not in [s.name for s in without.symbols]
 
-    monkeypatch.setattr(treesit, "installed", lambda: frozenset({"javascript"}))
+    monkeypatch.setattr(treesit, "installed", lambda: {"javascript": "v1"})
     result = locate_text(issue, repo=repo)
     assert parsed() == before + 1  # the one JavaScript file, not the Python ones
     assert result.files[0].path == "pkg/static/searchtools.js"
     query = next(s for s in result.symbols if s.name == "Search.query")
     assert (query.line, query.end_line) == (6, 8)
+
+    locate_text(issue, repo=repo)
+    assert parsed() == before + 1  # the same grammar: nothing parsed again
+    monkeypatch.setattr(treesit, "installed", lambda: {"javascript": "v2"})
+    locate_text(issue, repo=repo)
+    assert parsed() == before + 2  # an upgraded (or repaired) grammar parses again
+
+
+def test_names_that_are_not_identifiers_never_reach_the_index(repo: Path) -> None:
+    pytest.importorskip("tree_sitter_cpp")
+    source = """
+    struct Flags { int v; };
+    Flags operator|(Flags a, Flags b) { return a; }
+
+    template <typename A, typename B>
+    void Map<A, B>::insert(A a) {
+    }
+    """
+    assert [row[0] for row in symbols("src/flags.cpp", source)] == ["Flags", "Map.insert"]
+    write(repo, "src/flags.cpp", textwrap.dedent(source))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "flags")
+    result = locate_text("`Map::insert` drops the last key of src/flags.cpp", repo=repo)
+    assert result.files[0].path == "src/flags.cpp"
+    assert "Map.insert" in [s.name for s in result.symbols]
+
+
+def test_deeply_nested_code_does_not_stop_the_build() -> None:
+    pytest.importorskip("tree_sitter_javascript")
+    text = "var s = " + " + ".join(['"x"'] * 5000) + ";\nfunction after() {}\n"
+    core, _ = analyze("static/bundle.js", text)
+    assert core["symbols"] == [["after", "function", 2, 2]]
+
+
+def test_tsx_c_plus_plus_headers_and_anonymous_classes() -> None:
+    pytest.importorskip("tree_sitter_typescript")
+    tsx = """
+    export function Toolbar() {
+      return <div className="bar">{items}</div>;
+    }
+
+    class Modal extends React.Component {
+      render() {
+        return <Dialog open />;
+      }
+    }
+    """
+    assert symbols("ui/Toolbar.tsx", tsx) == [
+        ["Toolbar", "function", 1, 3],
+        ["Modal", "class", 5, 9],
+        ["Modal.render", "method", 6, 8],
+    ]
+    pytest.importorskip("tree_sitter_cpp")
+    header = """
+    namespace ui {
+    class Widget {
+     public:
+      int width() const { return w; }
+    };
+    }
+    """
+    assert symbols("include/widget.h", header) == [
+        ["Widget", "class", 2, 5],
+        ["Widget.width", "method", 4, 4],
+    ]
+    pytest.importorskip("tree_sitter_java")
+    java = """
+    class Pool {
+      Runnable task = new Runnable() {
+        public void run() {}
+      };
+      void start() {}
+    }
+    """
+    assert symbols("src/Pool.java", java) == [
+        ["Pool", "class", 1, 6],
+        ["Pool.start", "method", 5, 5],
+    ]
