@@ -112,6 +112,14 @@ def git(repo: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
+def symbols(path: str, text: str) -> list[list]:
+    """The symbol rows the index keeps for one file (`text` dedented)."""
+    from agent_cli.search.symbols import analyze
+
+    core, _ = analyze(path, textwrap.dedent(text).lstrip("\n"))
+    return core["symbols"]
+
+
 def write(repo: Path, path: str, text: str) -> None:
     target = repo / path
     target.parent.mkdir(parents=True, exist_ok=True)

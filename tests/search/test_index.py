@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from agent_cli.search import locate_text, treesit
 from agent_cli.search.index import file_kind
-from agent_cli.search.symbols import analyze
-from tests.search.conftest import git, write
-
-
-def symbols(path: str, text: str) -> list[list]:
-    core, _ = analyze(path, textwrap.dedent(text).lstrip("\n"))
-    return core["symbols"]
+from tests.search.conftest import git, symbols, write
 
 
 def test_python_symbols_with_spans_nesting_and_conditionals() -> None:

@@ -11,7 +11,7 @@ import pytest
 from agent_cli.cache import open_cache
 from agent_cli.search import locate_text, treesit
 from agent_cli.search.symbols import analyze
-from tests.search.conftest import git, write
+from tests.search.conftest import git, symbols, write
 
 pytest.importorskip("tree_sitter")
 
@@ -40,11 +40,6 @@ $(function () {
   function onReady() {}
 });
 """
-
-
-def symbols(path: str, text: str) -> list[list]:
-    core, _ = analyze(path, textwrap.dedent(text).lstrip("\n"))
-    return core["symbols"]
 
 
 def test_javascript_object_methods_classes_and_exact_spans() -> None:
