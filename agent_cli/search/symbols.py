@@ -35,9 +35,9 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     """(core, detail) JSON entries for one file.
 
     `exact=False` skips `ast` for Python (and the grammars of other languages) and
-    uses the regex fallback: the index does
-    that for test files and examples, which are half of a typical tree and rarely the
-    answer, to halve the cold build; and generated files skip it by themselves.
+    uses the regex fallback: the index does that for test files and examples, which
+    are half of a typical tree and rarely the answer, to halve the cold build; and
+    generated files skip it by themselves.
 
     core: `lang`, `symbols`, `imports` ([module, level, [names]] for Python), `tf`
     (term frequencies of the whole file) and `len` (token count). detail: `lens`
@@ -58,15 +58,13 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
             _py_symbols(tree.body, "", False, symbols, starts)
             imports = _py_imports(tree)
             parsed = True
-    if parsed or lang in ("python", "cython") or not exact or _looks_generated(text, lines):
-        found = None
-    else:
+    grammar = exact and lang not in ("python", "cython") and not _looks_generated(text, lines)
+    if grammar:
         from agent_cli.search.treesit import symbols as grammar_symbols
 
         found = grammar_symbols(text, lang, path)
-    if found is not None:
-        symbols, starts = found
-        parsed = True
+        if found is not None:
+            (symbols, starts), parsed = found, True
     if not parsed:
         symbols, starts = _regex_symbols(lines, lang)
         if lang in ("python", "cython"):

@@ -119,7 +119,7 @@ def symbols(text: str, lang: str, path: str = "") -> tuple[list[list[Any]], list
     except Exception:  # noqa: BLE001 - never let one file stop an index build
         return None
     rows: list[list[Any]] = []
-    _walk(tree.root_node, _CLASSIFY.get(grammar, _by_name), rows)
+    _walk(tree.root_node, _CLASSIFY[grammar], rows)
     return rows, [row[2] for row in rows]
 
 
@@ -169,10 +169,6 @@ def _text(node: Any) -> str:
 
 def _field(node: Any, name: str) -> str:
     return _text(node.child_by_field_name(name))
-
-
-def _by_name(node: Any) -> tuple[str, str] | None:
-    return None
 
 
 def _javascript(node: Any) -> tuple[str, str] | None:
