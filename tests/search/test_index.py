@@ -8,6 +8,7 @@ import pytest
 
 from agent_cli.search import locate_text, treesit
 from agent_cli.search.index import file_kind
+from agent_cli.search.symbols import analyze
 from tests.search.conftest import git, symbols, write
 
 
@@ -161,3 +162,11 @@ def test_a_second_name_of_a_class_or_function_is_a_definition(repo: Path) -> Non
     assert result.files[0].path == "pkg/printer.py"
     assert result.symbols[0].name == "StrPrinter._print_MatrixSymbol"
     assert "named in the issue: `StrPrinter._print_MatrixSymbol`" in result.symbols[0].reasons
+
+
+def test_a_form_feed_does_not_shift_the_lines_after_it() -> None:
+    # `ast` counts LF, CRLF and CR only; `str.splitlines` also breaks at form feeds.
+    text = "def first():\n    return 1\n\x0c\ndef second():\n    return special_value\n"
+    core, detail = analyze("m.py", text)
+    assert core["symbols"] == [["first", "function", 1, 2], ["second", "function", 4, 5]]
+    assert detail["post"]["special"] == "1,1"  # the body's words belong to `second`
