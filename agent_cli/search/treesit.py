@@ -1,5 +1,5 @@
 """Definitions in languages other than Python through tree-sitter, where it is
-installed: `pip install 'agent-cli[treesitter]'` (the `tree-sitter` bindings and the
+installed: the `treesitter` extra (`pip install -e '.[treesitter]'`: the bindings and the
 grammars of JavaScript, TypeScript, Go, Rust, C, C++, Java and Ruby; any one grammar
 package is enough for its language).
 
@@ -205,11 +205,8 @@ def _go(node: Any) -> tuple[str, str] | None:
     if t == "function_declaration":
         return "function", _field(node, "name")
     if t == "method_declaration":
-        receiver = node.child_by_field_name("receiver")
-        owner = ""
-        for ident in _descendants(receiver, "type_identifier"):
-            owner = _text(ident)
-            break
+        receiver = node.child_by_field_name("receiver")  # `(s *Server)`
+        owner = _text(next(_descendants(receiver, "type_identifier"), None))
         name = _field(node, "name")
         return "function", f"{owner}.{name}" if owner and name else name
     if t == "type_spec":
@@ -239,8 +236,7 @@ def _c_family(node: Any) -> tuple[str, str] | None:
         declarator = node.child_by_field_name("declarator")
         while declarator is not None and declarator.child_by_field_name("declarator") is not None:
             declarator = declarator.child_by_field_name("declarator")
-        name = _text(declarator).replace("::", ".")
-        return "function", name
+        return "function", _text(declarator)  # `ns::W::resize`: _clean dots it
     if t in ("struct_specifier", "union_specifier", "enum_specifier", "class_specifier"):
         if node.child_by_field_name("body") is None:
             return None  # `struct foo *p;`: a use, not a definition
@@ -268,7 +264,7 @@ def _java(node: Any) -> tuple[str, str] | None:
 def _ruby(node: Any) -> tuple[str, str] | None:
     t = node.type
     if t in ("class", "module"):
-        return "class", _field(node, "name").replace("::", ".")
+        return "class", _field(node, "name")
     if t in ("method", "singleton_method"):
         return "function", _field(node, "name")
     return None
