@@ -49,6 +49,13 @@ _FOREIGN_FENCE = re.compile(
     r"(?:```|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
+_ITEM = r"`?[A-Za-z_][A-Za-z0-9_]*`?"
+# "a, b, and c", "a, b or c", "a and b": a list of bare words (no dotted names, no calls).
+# At most 12 items: a pasted array of 30,000 names without an "and" must not make the
+# search quadratic.
+_LIST = re.compile(
+    rf"(?<![\w.`/-]){_ITEM}(?:[ \t]*,[ \t]*{_ITEM}){{0,11}},?[ \t]+(?:and|or)[ \t]+{_ITEM}(?![\w.(/-])"
+)
 _INLINE = re.compile(r"`([^`\n]+)`")
 _PROMPT_LINE = re.compile(r"^\s*(?:>>>|\.\.\.|In \[\d+\]:)[^\n]*$", re.MULTILINE)
 # Shell lines in code blocks (`$ git clone ...`, `pip install -e .`): their words are
@@ -117,6 +124,9 @@ class Mentions:
     """dotted names written in prose ("the bug is in astropy.io.fits.card"), not code"""
     idents: dict[str, float] = field(default_factory=dict)
     query: dict[str, float] = field(default_factory=dict)
+    listed: list[tuple[list[str], float]] = field(default_factory=list)
+    """bare words listed together in prose ("str, pretty, and latex"), with the weight of
+    where the list is: the ranker sees whether they name sibling modules"""
     about_tests: bool = False
     about_docs: bool = False
 
@@ -261,6 +271,14 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         _bump(m.idents, ident, w * weight_at(pos))
         if pos < title_end:
             m.title_idents.add(ident)
+
+    fenced = [fm.span() for fm in _FENCE.finditer(body)]
+    for lm in _LIST.finditer(body):
+        if any(a <= lm.start() < b for a, b in fenced):
+            continue
+        words = [w.strip("`") for w in re.findall(_ITEM, lm.group(0))]
+        items = [w for w in words if w not in ("and", "or")]
+        m.listed.append((items, 0.8 * weight_at(lm.start())))
 
     counts: Counter[str] = Counter()
     for im in IDENT.finditer(body):

@@ -13,7 +13,9 @@ then the head's callees:
   headers), a traceback frame (the innermost one inside the repository weighs most:
   that is usually where the behaviour is), a dotted module named in prose (a module
   merely used in a snippet, or its package `__init__`, counts less); a compound
-  name whose words spell a module's dotted tail (`autodoc_typehints`) names it too.
+  name whose words spell a module's dotted tail (`autodoc_typehints`) names it too,
+  and so do bare words listed together that name sibling modules ("str, pretty,
+  and latex").
 - named: identifiers of the issue that name definitions in the file. Each counts by
   how code-like its mention is (code block > snake/camel shaped > prose word), how
   few files define the name (IDF over defining files: `__init__` says nothing) and
@@ -79,6 +81,7 @@ W_REFERENCED = 3.0
 W_SIMILAR = 2.0
 W_CALLEE = 6.0
 SPELLED_MODULE = 1.0  # `autodoc_typehints` counts as naming ext/autodoc/typehints.py
+LISTED_MODULE = 1.0  # "str, pretty, and latex" counts as naming printing/str.py and latex.py
 CALLEE_FILES = 3  # callers: the best files' ...
 CALLEE_SYMBOLS = 3  # ... best symbols
 CALLEE_MAX_DEFINING = 6  # a name defined in more files than this resolves nowhere
@@ -489,7 +492,53 @@ def _modules(
     _api_definitions(index, api, sig, fs)
     if SPELLED_MODULE:
         _spelled_modules(index, m, sig, fs)
+    if LISTED_MODULE:
+        _listed_modules(index, m, sig, fs)
     return idents, qualified
+
+
+def _listed_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, FileScore]) -> None:
+    """Bare words listed together that are the names of two or more modules of one
+    package name those modules: "I tried three printers: str, pretty, and latex" is
+    about sympy/printing/str.py and latex.py. One such word alone is only a word
+    (`str`, `core`); the list is what makes it a module.
+
+    A word that also names a definition of its module (`latex()` in latex.py,
+    `Variable` in variable.py) is left to the symbol signals, which already credit
+    it and better know whether the object or its module is meant; it still counts
+    as a sibling."""
+    stems = _module_stems(index)
+    for items, w in m.listed:
+        by_package: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for word in dict.fromkeys(items):
+            for package, f in stems.get(word, ()):
+                by_package[package].append((f, word))
+        for package, hits in by_package.items():
+            if len(hits) < 2:
+                continue
+            # Twenty modules listed say less about each than three.
+            weight = LISTED_MODULE * w / math.sqrt(max(1.0, len(hits) / 3))
+            for f, word in hits:
+                if any(g == f for defs in index.definitions(word).values() for g, _ in defs):
+                    continue
+                sig.module[f] = max(sig.module[f], weight)
+                fs[f].reasons.append(f"`{word}` listed with its sibling modules of `{package}`")
+
+
+def _module_stems(index: RepoIndex) -> dict[str, list[tuple[str, int]]]:
+    """A code module's last name component -> (its package's dotted name, file), for
+    modules that are not a package's __init__."""
+    stems = index.__dict__.get("_module_stems")
+    if stems is None:
+        stems = defaultdict(list)
+        for name, f in sorted(index.modules.items(), key=lambda item: len(item[0])):
+            if index.kinds[f] != "code" or index.paths[f].endswith("__init__.py"):
+                continue
+            package, _, stem = name.rpartition(".")
+            if package and all(g != f for _, g in stems[stem]):
+                stems[stem].append((package, f))
+        index.__dict__["_module_stems"] = stems
+    return stems
 
 
 def _spelled_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, FileScore]) -> None:

@@ -327,6 +327,79 @@ def test_an_option_whose_words_spell_a_module_names_it(
     assert paths(locate_text(issue, repo=repo))[0] != "pkg/render/markdown.py"
 
 
+def test_bare_words_listed_together_name_sibling_modules(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(repo, "pkg/printing/__init__.py", "")
+    write(
+        repo,
+        "pkg/printing/str.py",
+        """
+        class StrPrinter:
+            def print_add(self, terms):
+                return " + ".join(self.doprint(t) for t in terms)
+        """,
+    )
+    write(
+        repo,
+        "pkg/printing/latex.py",
+        """
+        class LatexPrinter:
+            def print_add(self, terms):
+                return " + ".join(self.doprint(t) for t in terms)
+
+
+        def latex(expr):
+            return LatexPrinter().doprint(expr)
+        """,
+    )
+    write(
+        repo,
+        "pkg/printing/octave.py",
+        """
+        class OctavePrinter:
+            def print_negative(self, term):
+                return "-" + self.doprint(term)
+        """,
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add printers")
+    issue = (
+        "A difference prints with a negative coefficient\n\n"
+        "I tried two printers, str and latex: `a - b` prints as `a + (-1)*b`."
+    )
+    result = locate_text(issue, repo=repo)
+    found = {f.path: f.reasons for f in result.files}
+    assert set(paths(result)[:2]) == {"pkg/printing/str.py", "pkg/printing/latex.py"}
+    assert "`str` listed with its sibling modules of `pkg.printing`" in found["pkg/printing/str.py"]
+    # latex.py defines `latex`: the name is the symbol signals' to credit, not the list's.
+    assert not any("listed with" in r for r in found["pkg/printing/latex.py"])
+
+    # "str" alone is only a word.
+    alone = locate_text(issue.replace("str and latex", "str"), repo=repo)
+    assert not any("listed with" in r for f in alone.files for r in f.reasons)
+
+    from agent_cli.search import rank
+
+    monkeypatch.setattr(rank, "LISTED_MODULE", 0.0)
+    without = paths(locate_text(issue, repo=repo))
+    assert without.index("pkg/printing/str.py") > without.index("pkg/printing/octave.py")
+
+
+def test_lists_are_read_from_prose_only() -> None:
+    m = parse_issue(
+        "Title\n\nthe c and cpp domains; `foo`, `bar`, or `baz`; pkg.a and b; f(x) or g\n"
+        "```python\nprint(a and b)\n```\n"
+    )
+    assert m.listed == [(["c", "cpp"], 0.8), (["foo", "bar", "baz"], 0.8)]
+
+
+@pytest.mark.timeout(20)
+def test_a_pasted_array_of_names_is_no_list_and_no_hang() -> None:
+    # Unbounded, the list pattern retried every suffix of this: about a minute.
+    assert parse_issue("Title\n\n" + "x, " * 30000).listed == []
+
+
 @pytest.mark.parametrize("tag", ["python", "Python", " PYTHON", "py", "pycon", "ipython3", "py3"])
 def test_a_python_fence_is_code_whatever_the_case_of_its_tag(tag: str) -> None:
     m = parse_issue(f"Bad chunks\n\n```{tag}\nrechunk_variables(ds)\n```\n")
