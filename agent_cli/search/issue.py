@@ -34,11 +34,13 @@ _CPY_FRAME = re.compile(r'File "([^"\n]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _CODE_EXTS = (
     "py|pyx|pyi|js|jsx|mjs|ts|tsx|go|rs|rb|java|kt|scala|c|h|cc|cpp|cxx|hpp|cs|swift|php|lua"
 )
-_IPY_FRAME = re.compile(rf"^\s*(\S+\.(?:{_CODE_EXTS})) in ([\w<>.]+)\(", re.MULTILINE)
-_IPY_ARROW = re.compile(r"^\s*-*>\s*(\d+)", re.MULTILINE)
-_PYTEST_FRAME = re.compile(rf"^\s*(\S+\.(?:{_CODE_EXTS})):(\d+):(?: in ([\w<>.]+))?", re.MULTILINE)
+_IPY_FRAME = re.compile(rf"^[ \t]*(\S+\.(?:{_CODE_EXTS})) in ([\w<>.]+)\(", re.MULTILINE)
+_IPY_ARROW = re.compile(r"^[ \t]*-*>\s*(\d+)", re.MULTILINE)
+_PYTEST_FRAME = re.compile(
+    rf"^[ \t]*(\S+\.(?:{_CODE_EXTS})):(\d+):(?: in ([\w<>.]+))?", re.MULTILINE
+)
 # IPython 8: `File ~/env/site-packages/pkg/mod.py:313, in Class.method(self, x)`.
-_IPY8_FRAME = re.compile(rf"^\s*File (\S+\.(?:{_CODE_EXTS})):(\d+), in ([\w<>.]+)", re.MULTILINE)
+_IPY8_FRAME = re.compile(rf"^[ \t]*File (\S+\.(?:{_CODE_EXTS})):(\d+), in ([\w<>.]+)", re.MULTILINE)
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # Fenced blocks in a language other than Python (reST, shell, YAML, HTML...): their
@@ -57,7 +59,7 @@ _LIST = re.compile(
     rf"(?<![\w.`/-]){_ITEM}(?:[ \t]*,[ \t]*{_ITEM}){{0,11}},?[ \t]+(?:and|or)[ \t]+{_ITEM}(?![\w.(/-])"
 )
 _INLINE = re.compile(r"`([^`\n]+)`")
-_PROMPT_LINE = re.compile(r"^\s*(?:>>>|\.\.\.|In \[\d+\]:)[^\n]*$", re.MULTILINE)
+_PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|In \[\d+\]:)[^\n]*$", re.MULTILINE)
 # Shell lines in code blocks (`$ git clone ...`, `pip install -e .`): their words are
 # commands and paths, not identifiers of the project.
 _SHELL_LINE = re.compile(
