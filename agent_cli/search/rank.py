@@ -507,6 +507,8 @@ def _listed_modules(index: RepoIndex, m: Mentions, sig: Signals, fs: dict[int, F
     `Variable` in variable.py) is left to the symbol signals, which already credit
     it and better know whether the object or its module is meant; it still counts
     as a sibling."""
+    if not m.listed:
+        return
     stems = _module_stems(index)
     for items, w in m.listed:
         by_package: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -531,11 +533,13 @@ def _module_stems(index: RepoIndex) -> dict[str, list[tuple[str, int]]]:
     stems = index.__dict__.get("_module_stems")
     if stems is None:
         stems = defaultdict(list)
+        seen: set[int] = set()
         for name, f in sorted(index.modules.items(), key=lambda item: len(item[0])):
-            if index.kinds[f] != "code" or index.paths[f].endswith("__init__.py"):
+            if f in seen or index.kinds[f] != "code" or index.paths[f].endswith("__init__.py"):
                 continue
             package, _, stem = name.rpartition(".")
-            if package and all(g != f for _, g in stems[stem]):
+            if package:
+                seen.add(f)
                 stems[stem].append((package, f))
         index.__dict__["_module_stems"] = stems
     return stems
@@ -570,6 +574,7 @@ def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[tuple[int, str
     tails = index.__dict__.get("_module_tails")
     if tails is None:
         tails = {}
+        seen: set[tuple[tuple[str, ...], int]] = set()
         # A file can have two names (`_pytest.config`, `src._pytest.config`): the
         # shorter, canonical one is shown.
         for name, f in sorted(index.modules.items(), key=lambda item: len(item[0])):
@@ -577,9 +582,9 @@ def _module_tails(index: RepoIndex) -> dict[tuple[str, ...], list[tuple[int, str
                 continue
             comps = tuple(name.lower().split("."))
             for k in range(2, min(3, len(comps)) + 1):
-                entries = tails.setdefault(comps[-k:], [])
-                if all(g != f for g, _ in entries):
-                    entries.append((f, name))
+                if (comps[-k:], f) not in seen:
+                    seen.add((comps[-k:], f))
+                    tails.setdefault(comps[-k:], []).append((f, name))
         index.__dict__["_module_tails"] = tails
     return tails
 
