@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
 
 class CacheCorrupt(AgentError):
-    """A cache row that is not JSON written by us."""
+    """A cache that cannot be read safely: a database sqlite cannot open, or a row that
+    would need unpickling. Nothing was changed; the hint says how to remove the cache
+    (it holds derived data only)."""
+
+    exit_code = 2
+
+
+class _Unreadable(CacheCorrupt):
+    """An entry whose bytes are not the compressed JSON we write (a damaged value
+    file): dropped and rebuilt, never an error."""
 
 
 @functools.cache
@@ -56,7 +65,7 @@ def _safe_disk_class() -> type:
             try:
                 return json.loads(zlib.decompress(data))
             except (zlib.error, ValueError) as exc:
-                raise CacheCorrupt(
+                raise _Unreadable(
                     f"unreadable cache entry in {self._directory}: {exc}",
                     hint=f"delete the cache with: rm -rf {self._directory}",
                 ) from exc
@@ -64,8 +73,35 @@ def _safe_disk_class() -> type:
     return SafeJSONDisk
 
 
-def open_cache(agent_dir: Path, name: str) -> diskcache.Cache:
-    """The cache `name` under `<agent_dir>/cache/`, created on first use."""
+@functools.cache
+def _safe_cache_class() -> type:
     import diskcache
 
-    return diskcache.Cache(str(Path(agent_dir) / "cache" / name), disk=_safe_disk_class())
+    class SafeCache(diskcache.Cache):
+        def get(self, key: Any, default: Any = None, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().get(key, default, *args, **kwargs)
+            except _Unreadable:
+                # Derived data: the caller rebuilds what is missing.
+                self.delete(key)
+                return default
+
+    return SafeCache
+
+
+def open_cache(agent_dir: Path, name: str) -> diskcache.Cache:
+    """The cache `name` under `<agent_dir>/cache/`, created on first use."""
+    import sqlite3
+
+    path = Path(agent_dir) / "cache" / name
+    try:
+        cache: diskcache.Cache = _safe_cache_class()(str(path), disk=_safe_disk_class())
+    except (sqlite3.DatabaseError, OSError) as exc:
+        # A file where a directory should be (`.agent/cache` a file) is what to remove.
+        chain = [Path(agent_dir), Path(agent_dir) / "cache", path]
+        blocker = next((p for p in chain if p.exists() and not p.is_dir()), path)
+        raise CacheCorrupt(
+            f"cannot open the cache {path}: {exc}",
+            hint=f"it holds only derived data; delete it and run again: rm -rf {blocker}",
+        ) from exc
+    return cache

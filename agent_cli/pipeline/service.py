@@ -33,8 +33,8 @@ def read_issue(path: Path) -> Issue:
     if not path.is_file():
         raise UsageError(f"issue file not found: {path}",
                          hint="write the issue in a Markdown file and pass its path")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if not text.replace("\x00", "").strip():
         raise UsageError(f"issue file is empty: {path}",
                          hint="write a title line and what goes wrong into it")
     first = next(line for line in text.splitlines() if line.strip())

@@ -46,17 +46,18 @@ def locate_issue(issue_path: Path, *, repo: Path, top: int = 10) -> LocateResult
             hint="pass the path of a Markdown file describing the issue, e.g. agent locate ISSUE.md",
         )
     try:
-        text = issue_path.read_text(encoding="utf-8", errors="replace")
+        text = issue_path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise UsageError(
             f"cannot read issue file {issue_path}: {exc.strerror or exc}",
             hint="check the file's permissions, or pass another file",
         ) from None
-    if not text.strip():
+    if _blank(text):
         raise UsageError(
             f"issue file is empty: {issue_path}",
             hint="write the issue (a title line, then what goes wrong) into the file and run again",
         )
+    _check_words(text, f"issue file {issue_path}")
     return _locate(text, root=root, sha=sha, top=top, extra_terms=(), started=started)
 
 
@@ -76,14 +77,32 @@ def locate_text(
     started = time.perf_counter()
     _check_top(top)
     root, sha = _check_repo(Path(repo), commit)
-    if not issue_text or not issue_text.strip():
+    if not issue_text or _blank(issue_text):
         raise UsageError(
             "the issue text is empty",
             hint="give the issue's title and description as the text to locate",
         )
+    _check_words("\n".join([issue_text, *extra_terms]), "the issue text")
     return _locate(
         issue_text, root=root, sha=sha, top=top, extra_terms=tuple(extra_terms), started=started
     )
+
+
+def _blank(text: str) -> bool:
+    """Nothing but whitespace, byte-order marks and NULs."""
+    return not text.replace("\ufeff", "").replace("\x00", "").strip()
+
+
+def _check_words(text: str, what: str) -> None:
+    """An issue that is only a template comment, or only an environment section, has
+    nothing to rank by: say so rather than print an arbitrary list of files."""
+    from agent_cli.search.issue import clean_issue
+
+    if not any(c.isalnum() for c in clean_issue(text)):
+        raise UsageError(
+            f"{what} has no words outside template comments and environment details",
+            hint="describe what goes wrong (a title line, then the details) and run again",
+        )
 
 
 def _check_top(top: int) -> None:
@@ -127,7 +146,9 @@ def _check_repo(repo: Path, commit: str | None) -> tuple[Path, str]:
 def _locate(
     text: str, *, root: Path, sha: str, top: int, extra_terms: tuple[str, ...], started: float
 ) -> LocateResult:
-    from agent_cli.cache import open_cache
+    import sqlite3
+
+    from agent_cli.cache import CacheCorrupt, open_cache
     from agent_cli.search.history import prefetch_history, referenced_files, similar_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
@@ -151,6 +172,12 @@ def _locate(
             similar_to=similar.why,
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
+    except sqlite3.DatabaseError as exc:  # pages damaged past what opening it checks
+        raise CacheCorrupt(
+            f"the cache {agent_dir / 'cache' / 'index'} is damaged: {exc}",
+            hint=f"it holds only derived data; delete it and run again: "
+            f"rm -rf {agent_dir / 'cache' / 'index'}",
+        ) from exc
     finally:
         if log is not None:
             log.close()

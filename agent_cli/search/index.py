@@ -475,6 +475,8 @@ def _well_formed(data: Any) -> bool:
         and all(k in data for k in _STORED)
         and len(data["paths"]) == len(data["packed_symbols"]) == len(data["lens"])
         and len(data["paths"]) == len(data["packed_kinds"]) == len(data["path_words"])
+        and len(data["paths"]) == len(data["packed_imports"]) == len(data["packed_importers"])
+        and len(data["packed_postings"]) == POSTING_BUCKETS
     )
 
 

@@ -149,9 +149,10 @@ def test_solve_missing_issue_file(fresh: tuple[Path, Path, dict[str, str]]) -> N
                                 r"markdown file"], no_agent_dir=repo)
 
 
-def test_solve_empty_issue_file(fresh: tuple[Path, Path, dict[str, str]]) -> None:
+@pytest.mark.parametrize("blank", ["   \n\n\t  \n", "\ufeff\n", "\x00\n"])
+def test_solve_empty_issue_file(fresh: tuple[Path, Path, dict[str, str]], blank: str) -> None:
     repo, issue, env = fresh
-    issue.write_text("   \n\n\t  \n")
+    issue.write_text(blank)
     expect_usage_error(["solve", str(issue)], repo, env, watch=[repo, issue.parent],
                        phrases=[r"empty", re.escape(issue.name), r"write"], no_agent_dir=repo)
 

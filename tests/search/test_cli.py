@@ -113,6 +113,32 @@ def test_empty_issue_file(repo: Path, tmp_path: Path) -> None:
     assert not (repo / ".agent").exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("\ufeff\n", "issue file is empty"),
+        ("\x00\x00\n", "issue file is empty"),
+        ("<!-- Describe the bug here -->\n", "no words outside template comments"),
+    ],
+)
+def test_issue_file_without_words(repo: Path, tmp_path: Path, text: str, needle: str) -> None:
+    blank = tmp_path / "blank.md"
+    blank.write_text(text)
+    proc = agent(str(blank), "--repo", str(repo), cwd=tmp_path)
+    _assert_usage_error(proc, needle)
+    assert not (repo / ".agent").exists()
+
+
+def test_damaged_cache_database(repo: Path, issue: Path, tmp_path: Path) -> None:
+    assert agent(str(issue), "--repo", str(repo), cwd=tmp_path).returncode == 0
+    db = repo / ".agent" / "cache" / "index" / "cache.db"
+    db.write_bytes(b"not a database " * 2000)
+    proc = agent(str(issue), "--repo", str(repo), cwd=tmp_path)
+    _assert_usage_error(proc, "cannot open the cache")
+    assert f"rm -rf {db.parent}" in proc.stderr
+    assert db.read_bytes() == b"not a database " * 2000
+
+
 def test_missing_issue_file(repo: Path, tmp_path: Path) -> None:
     proc = agent(str(tmp_path / "nope.md"), "--repo", str(repo), cwd=tmp_path)
     _assert_usage_error(proc, "issue file not found")

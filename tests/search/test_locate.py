@@ -183,7 +183,57 @@ def test_planted_pickle_is_refused_not_executed(repo: Path, tmp_path: Path) -> N
         locate_text("parse_header", repo=repo)
     assert "refusing" in info.value.message
     assert info.value.hint and "rm -rf" in info.value.hint
+    assert info.value.exit_code == 2
     assert not sentinel.exists()
+
+
+def test_a_damaged_cache_entry_is_rebuilt(repo: Path) -> None:
+    first = locate_text("parse_header", repo=repo)
+    built = build_stats(repo)["commits_built"]
+    key = zlib.compress(json.dumps(commit_key(git(repo, "rev-parse", "HEAD"))).encode(), 1)
+    db = sqlite3.connect(repo / ".agent" / "cache" / "index" / "cache.db")
+    with db:
+        changed = db.execute(
+            "UPDATE Cache SET value = ? WHERE key = ?", (b"\x00not zlib", key)
+        ).rowcount
+    db.close()
+    assert changed == 1
+
+    again = locate_text("parse_header", repo=repo)
+    assert again.files == first.files
+    assert build_stats(repo)["commits_built"] == built + 1  # dropped, rebuilt, stored
+    locate_text("parse_header", repo=repo)
+    assert build_stats(repo)["commits_built"] == built + 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "remove"),
+    [
+        ("garbage", ".agent/cache/index"),
+        ("directory", ".agent/cache/index"),
+        ("cache is a file", ".agent/cache"),
+    ],
+)
+def test_a_cache_that_cannot_be_opened_is_one_message(repo: Path, damage: str, remove: str) -> None:
+    locate_text("parse_header", repo=repo)
+    index_dir = repo / ".agent" / "cache" / "index"
+    if damage == "garbage":
+        (index_dir / "cache.db").write_bytes(b"not a database " * 2000)
+    elif damage == "directory":
+        for p in index_dir.iterdir():
+            if p.is_file():
+                p.unlink()
+        (index_dir / "cache.db").mkdir()
+    else:
+        import shutil
+
+        shutil.rmtree(repo / ".agent" / "cache")
+        (repo / ".agent" / "cache").write_text("")
+    with pytest.raises(CacheCorrupt) as info:
+        locate_text("parse_header", repo=repo)
+    assert info.value.exit_code == 2
+    assert "cannot open the cache" in info.value.message
+    assert info.value.hint and info.value.hint.endswith(f"rm -rf {repo / remove}")
 
 
 @pytest.mark.parametrize("top", [0, -3])
