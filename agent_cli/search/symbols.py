@@ -295,7 +295,20 @@ def _regex_symbols(lines: list[str], lang: str) -> tuple[list[SymbolRow], list[i
             if m:
                 found.append((ln, len(line) - len(stripped), m.group(1), kind))
                 break
+    # A definition ends before the next one indented no deeper. Found from the back with
+    # a stack of the definitions that can still end one (indents strictly rising from the
+    # top): one pass, where a scan forward from each definition was quadratic.
+    ends = [len(lines)] * len(found)
+    following: list[tuple[int, int]] = []  # (indent, line)
+    for i in range(len(found) - 1, -1, -1):
+        ln, indent = found[i][0], found[i][1]
+        while following and following[-1][0] > indent:
+            following.pop()
+        if following:
+            ends[i] = following[-1][1] - 1
+        following.append((indent, ln))
     out: list[SymbolRow] = []
+    trimmed: dict[int, int] = {}  # end -> that end without the blank lines before it
     stack: list[tuple[int, str, str]] = []  # (indent, qualified name, kind) of open scopes
     for i, (ln, indent, name, kind) in enumerate(found):
         while stack and stack[-1][0] >= indent:
@@ -306,13 +319,14 @@ def _regex_symbols(lines: list[str], lang: str) -> tuple[list[SymbolRow], list[i
         if kind == "function" and parent and parent[2] == "class":
             kind = "method"
         qual = f"{parent[1]}.{name}" if parent and parent[2] == "class" else name
-        end = len(lines)
-        for ln2, indent2, _, _ in found[i + 1 :]:
-            if indent2 <= indent:
-                end = ln2 - 1
-                break
-        while end > ln and not lines[end - 1].strip():
-            end -= 1
+        end = ends[i]
+        if end in trimmed:  # nested definitions share an end: trim its blank lines once
+            end = trimmed[end]
+        else:
+            last = end
+            while end > ln and not lines[end - 1].strip():
+                end -= 1
+            trimmed[last] = end
         out.append([qual, kind, ln, end])
         stack.append((indent, qual, kind))
     return out, [row[2] for row in out]
