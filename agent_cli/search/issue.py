@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,7 +30,10 @@ _EXTS = (
     "py|pyi|pyx|pxd|js|jsx|mjs|ts|tsx|go|rs|rb|java|kt|scala|c|h|cc|cpp|cxx|hpp|cs|swift|php|"
     "lua|sh|r|jl|sql|html|css|md|rst|txt|cfg|toml|ini|yaml|yml|json"
 )
-_PATH = re.compile(rf"(?<![\w/.\\-])((?:[~\w.@+-]*[/\\])*[\w.@+-]*\w\.(?:{_EXTS}))(?![\w/])")
+# A path starts where a run of path characters starts: starting inside a run of `+`,
+# `@` or `~` (a pasted `1+1+...`) retried the whole run from every position.
+_PATH = re.compile(rf"(?<![\w/.\\@+~-])((?:[~\w.@+-]*[/\\])*[\w.@+-]*\w\.(?:{_EXTS}))(?![\w/])")
+MAX_FRAMES = 500
 _CPY_FRAME = re.compile(r'File "([^"\n]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _CODE_EXTS = (
     "py|pyx|pyi|js|jsx|mjs|ts|tsx|go|rs|rb|java|kt|scala|c|h|cc|cpp|cxx|hpp|cs|swift|php|lua"
@@ -47,7 +51,7 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # words are markup and options, `:width:` is not a reference to `TableCell.width`.
 FOREIGN_W = 0.7
 _FOREIGN_FENCE = re.compile(
-    r"```[ \t]*(?!(?:python[23]?|py[23]?|pycon|ipython3?|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*\n.*?"
+    r"```[ \t]*(?!(?:python[23]?|py[23]?|pycon|ipython3?|pytb|diff|patch)?[ \t]*\n)[\w+-]+[^\n]*(?:\n|\Z).*?"
     r"(?:```|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
@@ -138,6 +142,25 @@ def _bump(d: dict[str, float], key: str, w: float) -> None:
         d[key] = w
 
 
+class Spans:
+    """Half-open character ranges, for "is this position inside one?" in log time: an
+    issue can have thousands of inline code spans and tens of thousands of words."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for a, b in sorted(spans):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            elif a < b:
+                merged.append([a, b])
+        self._starts = [a for a, _ in merged]
+        self._ends = [b for _, b in merged]
+
+    def __contains__(self, pos: int) -> bool:
+        i = bisect_right(self._starts, pos) - 1
+        return i >= 0 and pos < self._ends[i]
+
+
 def code_regions(text: str) -> list[tuple[int, int]]:
     spans = [m.span() for m in _FENCE.finditer(text)]
     spans += [m.span(1) for m in _INLINE.finditer(text)]
@@ -162,12 +185,12 @@ def clean_issue(text: str) -> str:
     out: list[str] = []
     skipping = False
     pos = 0
-    fences = [fm.span() for fm in _FENCE.finditer(rest)]
+    fences = Spans([fm.span() for fm in _FENCE.finditer(rest)])
     for hm in _HEADING.finditer(rest):
         if not skipping:
             out.append(rest[pos : hm.start()])
         pos = hm.end()
-        if any(a <= hm.start() < b for a, b in fences):
+        if hm.start() in fences:
             # A comment line of pasted code goes too (a pasted conf.py is mostly
             # sphinx-quickstart's boilerplate comments), but it is no heading: a
             # `# Python version` comment must not drop the code after it.
@@ -192,16 +215,15 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     body = text + ("\n\n" + appendix if appendix else "")
     title_end = len(title)
     extra_start = len(text)
-    regions = code_regions(body)
-    foreign = [fm.span() for fm in _FOREIGN_FENCE.finditer(body)]
-    shell = [sm.span() for sm in _SHELL_LINE.finditer(body)]
+    regions = Spans(code_regions(body))
+    foreign = Spans([fm.span() for fm in _FOREIGN_FENCE.finditer(body)])
+    shell = Spans([sm.span() for sm in _SHELL_LINE.finditer(body)])
 
     def weight_at(pos: int) -> float:
         return 1.6 if pos < title_end or pos >= extra_start else 1.0
 
     def in_code(pos: int) -> bool:
-        # Regions are few (tens): a scan is fine and simpler than bisecting overlaps.
-        return any(a <= pos < b for a, b in regions)
+        return pos in regions
 
     for pm in _PATH.finditer(body):
         raw = pm.group(1)
@@ -219,7 +241,7 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
     # An import in the reporter's snippet says which public module they used, not
     # where the bug is: half weight. `import xarray as xr` makes `xr.where` mean
     # `xarray.where`.
-    imports = [im.span() for im in _IMPORT_LINE.finditer(body)]
+    imports = Spans([im.span() for im in _IMPORT_LINE.finditer(body)])
     aliases = {al.group(2): al.group(1) for al in _ALIAS.finditer(body)}
     for fm in _FROM_IMPORT.finditer(body):
         w = weight_at(fm.start()) * (1.0 if in_code(fm.start()) else 0.8)
@@ -241,8 +263,8 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
             continue
         dotted_spans.append(dm.span(1))
         pos = dm.start()
-        w = 0.2 if any(a <= pos < b for a, b in shell) else (1.0 if in_code(pos) else 0.8)
-        if any(a <= pos < b for a, b in imports):
+        w = 0.2 if pos in shell else (1.0 if in_code(pos) else 0.8)
+        if pos in imports:
             w *= 0.5
         head, _, tail = name.partition(".")
         if head in aliases:
@@ -251,18 +273,19 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         if not in_code(pos):
             m.dotted_prose.add(name)
 
+    dotted = Spans(dotted_spans)
     for im in IDENT.finditer(body):
         ident = im.group(0)
         if len(ident) < 3 or ident.lower() in STOPWORDS or ident.isupper() and len(ident) < 4:
             continue
         pos = im.start()
-        if any(a <= pos < b for a, b in dotted_spans) or body[pos - 3 : pos] == "```":
+        if pos in dotted or body[pos - 3 : pos] == "```":
             continue  # part of a dotted name, or a fence's language tag
         before = body[pos - 1] if pos else ""
         after = body[im.end() : im.end() + 1]
-        if any(a <= pos < b for a, b in shell):
+        if pos in shell:
             w = 0.2
-        elif any(a <= pos < b for a, b in foreign):
+        elif pos in foreign:
             w = FOREIGN_W
         elif in_code(pos):
             w = 1.0
@@ -274,9 +297,9 @@ def parse_issue(text: str, extra_terms: list[str] | tuple[str, ...] = ()) -> Men
         if pos < title_end:
             m.title_idents.add(ident)
 
-    fenced = [fm.span() for fm in _FENCE.finditer(body)]
+    fenced = Spans([fm.span() for fm in _FENCE.finditer(body)])
     for lm in _LIST.finditer(body):
-        if any(a <= lm.start() < b for a, b in fenced):
+        if lm.start() in fenced:
             continue
         words = [w.strip("`") for w in re.findall(_ITEM, lm.group(0))]
         items = [w for w in words if w not in ("and", "or")]
@@ -321,4 +344,12 @@ def _frames(text: str, m: Mentions) -> None:
     for fm in _IPY8_FRAME.finditer(text):
         found.append((fm.start(), fm.group(1), int(fm.group(2)), fm.group(3).rsplit(".", 1)[-1]))
     found.sort()
-    m.frames = [Frame(p, ln, fn, i) for i, (_, p, ln, fn) in enumerate(found)]
+    # A recursion repeats its frames a thousand times, and a pasted log can hold many
+    # tracebacks: each distinct frame counts once, where it last appears (the innermost
+    # is what matters), and only the last MAX_FRAMES of them.
+    last: dict[tuple[str, int | None, str | None], int] = {}
+    for pos, p, ln, fn in found:
+        last.pop((p, ln, fn), None)
+        last[(p, ln, fn)] = pos
+    kept = list(last)[-MAX_FRAMES:]
+    m.frames = [Frame(p, ln, fn, i) for i, (p, ln, fn) in enumerate(kept)]

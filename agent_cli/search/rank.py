@@ -56,6 +56,7 @@ changes the top-1 rate by a point or two, not more.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ PACKAGE_W = 0.4  # a package's __init__ named, vs a module: it says little
 PARTIAL_MIN_W = 0.8  # partial matches only for code-like mentions
 MAX_DEFINING_FILES = 60  # a name defined in more files than this points nowhere
 RERANK = 20
+MAX_FRAME_REASONS = 3
+MAX_MODULE_PARTS = 12  # no module path is deeper; a 40,000-part dotted name is data
+PARTIAL_PER_WORD = 16  # code-like names sharing a word, matched partially
 PARTIAL_FILES = 40
 TITLE_RARITY = 0.3
 W_API = 0.75
@@ -429,12 +433,16 @@ def _frames(index: RepoIndex, frames: list[Frame], sig: Signals, fs: dict[int, F
     if not in_repo:
         return
     innermost = in_repo[-1][1].index
-    for f, fr in in_repo:
+    shown: Counter[int] = Counter()
+    for f, fr in reversed(in_repo):
         last = fr.index == innermost
         fs[f].frames.append((fr.line, fr.func, last))
         sig.frame[f] = 1.0
         if last:
             sig.innermost[f] = 1.0
+        shown[f] += 1
+        if shown[f] > MAX_FRAME_REASONS:  # the innermost few say where; more is noise
+            continue
         where = f"line {fr.line}" if fr.line else "frame"
         fs[f].reasons.append(
             f"traceback frame {where}"
@@ -461,7 +469,7 @@ def _modules(
     for name, w in m.dotted.items():
         parts = name.split(".")
         consumed = 0
-        for k in range(len(parts), 0, -1):
+        for k in range(min(len(parts), MAX_MODULE_PARTS), 0, -1):
             f = index.modules.get(".".join(parts[:k]))
             if f is None:
                 continue
@@ -683,6 +691,12 @@ def _partial_names(
             by_part[max(xp, key=len)].append((ident, xp, w))
     if not by_part:
         return
+    for part, entries in by_part.items():
+        # A pasted script naming func1..func3000 would match every one against every
+        # symbol with the word: the strongest few speak for the word.
+        if len(entries) > PARTIAL_PER_WORD:
+            entries.sort(key=lambda e: (-e[2], e[0]))
+            del entries[PARTIAL_PER_WORD:]
     rarity: dict[str, float] = {}
     idf: dict[str, float] = {}  # leaf -> IDF of its definitions, 0 when too common
     for f in candidates:
@@ -797,6 +811,12 @@ def _rank_symbols(
         rows = index.symbols(f)
         lex = _symbol_bm25(details.get(f), m.query, idf)
         fscore = fs.get(f, FileScore())
+        by_func: dict[str, list[int]] = defaultdict(list)
+        for k, (_, func, _) in enumerate(fscore.frames):
+            if func and func != "<module>":
+                by_func[func].append(k)
+        by_line = sorted((line, k) for k, (line, _, _) in enumerate(fscore.frames) if line)
+        frame_lines = [line for line, _ in by_line]
         for s, row in enumerate(rows):
             reasons: list[str] = []
             ex = 0.0
@@ -805,12 +825,16 @@ def _rank_symbols(
                 ex += 2.0 * w
                 reasons.append(why.replace("names symbol", "named in the issue:"))
             leaf = row[0].rsplit(".", 1)[-1]
-            for line, func, last in fscore.frames:
-                hit = func == leaf if func and func != "<module>" else False
-                if not hit and line and row[2] <= line <= row[3] and row[1] != "class":
-                    hit = True
-                if hit:
-                    ex += 1.5 if last else 0.8
+            # The frames in this symbol: by function name, or by a line in its span.
+            hits = set(by_func.get(leaf, ()))
+            if row[1] != "class" and by_line:
+                lo = bisect_left(frame_lines, row[2])
+                hi = bisect_right(frame_lines, row[3])
+                hits.update(k for _, k in by_line[lo:hi])
+            for k in sorted(hits):
+                line, _, last = fscore.frames[k]
+                ex += 1.5 if last else 0.8
+                if len(reasons) < MAX_FRAME_REASONS:
                     reasons.append(f"traceback frame{' line ' + str(line) if line else ''}")
             raw.append((f, s, ex, lex.get(s, 0.0), reasons))
     top_lex = max((r[3] for r in raw), default=0.0) or 1.0

@@ -445,6 +445,53 @@ def test_lists_are_read_from_prose_only() -> None:
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@" * 100_000,  # a path could start after any `@`, `+` or `~`: minutes
+        "x = " + "+".join(["1"] * 50_000),
+        "```a" * 250_000,  # one line of fence openings: each scanned to the end (90 s)
+        " ".join(f"`abc{i}` and x{i}.y" for i in range(20_000)),  # spans x words (30 s)
+    ],
+    ids=["at-signs", "plus-signs", "fences-on-one-line", "inline-code"],
+)
+def test_pathological_text_parses_in_linear_time(text: str) -> None:
+    parse_issue("Title\n\n" + text)
+
+
+@pytest.mark.timeout(20)
+def test_names_by_the_thousand_rank_in_linear_time(repo: Path) -> None:
+    defs = "".join(f"def func{i}(x):\n    return x\n\n" for i in range(6000))
+    write(repo, "pkg/big.py", defs)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add many functions")
+    locate_text("warm up the index", repo=repo)
+    # Each pasted name partially matched every `func*` symbol (6,000 x 6,000), and a
+    # 60,000-part dotted name was joined at every length: about 45 s together.
+    script = "\n".join(f"y{i} = my_func{i}(1)" for i in range(6000))
+    issue = f"Crash\n\n```python\n{script}\n```\n\n" + ".".join(["abc"] * 60_000)
+    assert locate_text(issue, repo=repo).files
+
+
+def test_repeated_frames_count_once_and_few_are_shown(repo: Path) -> None:
+    frame = '  File "/venv/site-packages/pkg/storage.py", line {}, in flush\n'
+    issue = (
+        "Store.flush recurses forever\n\nTraceback (most recent call last):\n"
+        + frame.format(6) * 5000
+        + frame.format(7) * 5000
+        + frame.format(8)
+        + "RecursionError: maximum recursion depth exceeded\n"
+    )
+    m = parse_issue(issue)
+    assert [(f.line, f.index) for f in m.frames] == [(6, 0), (7, 1), (8, 2)]
+    top = locate_text(issue, repo=repo).files[0]
+    assert top.path == "pkg/storage.py"
+    frames = [r for r in top.reasons if r.startswith("traceback frame")]
+    assert frames[0] == "traceback frame line 8 in flush (innermost)"
+    assert len(frames) == 3
+
+
+@pytest.mark.timeout(20)
 def test_pathological_issues_parse_without_hanging() -> None:
     # Unbounded, the list pattern retried every suffix of this: about a minute.
     assert parse_issue("Title\n\n" + "x, " * 30000).listed == []
