@@ -204,9 +204,10 @@ def _py_imports(tree: ast.Module) -> list[list[Any]]:
     return [[m, lvl, list(names)] for m, lvl, names in sorted(seen)]
 
 
-_FROM_IMPORT = re.compile(
-    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE
-)
+# The module starts with a word character: `(\.*)([\w.]*)` could split a run of dots
+# every way, quadratic in its length. The names after `import` are read by hand (see
+# `_regex_imports`).
+_FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*)(\w[\w.]*)?[ \t]+import[ \t]+", re.MULTILINE)
 _IMPORT = re.compile(
     r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)",
     re.MULTILINE,
@@ -215,13 +216,27 @@ _IMPORT = re.compile(
 
 def _regex_imports(text: str) -> list[list[Any]]:
     seen: set[tuple[str, int, tuple[str, ...]]] = set()
-    for m in _FROM_IMPORT.finditer(text):
+    # The names: `(...)` up to the next `)` however many lines on, else the rest of the
+    # line. As the regex `\([^)]*\)|[^\n]*` did, but that scanned to the end of the text
+    # for every `(` left open (quadratic); the next `)` is looked up once per stretch.
+    pos, close = 0, -1  # close: the last `)` found; len(text) when there is none left
+    while (m := _FROM_IMPORT.search(text, pos)) is not None:
+        start = m.end()
+        paren = text.startswith("(", start)
+        if paren and close < start:
+            close = text.find(")", start)
+            close = len(text) if close < 0 else close
+        if paren and close < len(text):
+            pos = close + 1
+        else:
+            pos = text.find("\n", start)
+            pos = len(text) if pos < 0 else pos
         names = []
-        for part in m.group(3).strip("()").split(","):
+        for part in text[start:pos].strip("()").split(","):
             name = part.split("#", 1)[0].strip().split(" as ")[0].strip()
             if name.isidentifier():
                 names.append(name)
-        seen.add((m.group(2), len(m.group(1)), tuple(names)))
+        seen.add((m.group(2) or "", len(m.group(1)), tuple(names)))
     for m in _IMPORT.finditer(text):
         for part in m.group(1).split(","):
             seen.add((part.strip().split(" as ")[0].strip(), 0, ()))
