@@ -283,6 +283,11 @@ def demo(
 
 
 def main() -> None:
+    # A path or an issue title the terminal's encoding cannot show (PYTHONIOENCODING=
+    # ascii, a C locale on an old system) is printed with `?`, not a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
         app()

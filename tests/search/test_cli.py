@@ -20,8 +20,10 @@ def _locate_argv() -> list[str]:
     return [sys.executable, "-m", "agent_cli", *([] if lone else ["locate"])]
 
 
-def agent(*args: str, cwd: Path, columns: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def agent(
+    *args: str, cwd: Path, columns: int | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ) | (env_extra or {})
     if columns:
         env["COLUMNS"] = str(columns)
     # Stop git's upward search at tmp_path, so "not a repository" cannot find one above.
@@ -85,6 +87,24 @@ def test_table_prints_brackets_in_reasons_as_they_are(repo: Path, tmp_path: Path
     proc = agent(str(issue), "--repo", str(repo), cwd=repo.parent, columns=250)
     assert proc.returncode == 0, proc.stderr
     assert '"[/x] Fix [bold] tab characters vanish from titles"' in proc.stdout
+
+
+def test_table_on_a_terminal_that_cannot_show_a_name(tmp_path: Path) -> None:
+    from tests.search.conftest import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "café_parser.py").write_text("def parse_café():\n    pass\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "init")
+    issue = tmp_path / "ISSUE.md"
+    issue.write_text("café parser broken\n\n`parse_café` fails\n")
+    proc = agent(
+        str(issue), "--repo", str(repo), cwd=tmp_path, env_extra={"PYTHONIOENCODING": "ascii"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "caf?_parser.py" in proc.stdout
 
 
 def _assert_usage_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
