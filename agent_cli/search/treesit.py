@@ -49,7 +49,7 @@ _FUNCTION_VALUES = {
 # as "name,kind,line,end|..."; C++ `operator|`, `Map<A, B>::insert` or a JS string
 # key would break that, so names are reduced to this or dropped.
 _NAME = re.compile(r"[A-Za-z_$~][\w$~]*(?:\.[A-Za-z_$~][\w$~]*)*")
-_TEMPLATE_ARGS = re.compile(r"<[^<>]*>")
+_ANGLE = re.compile(r"[<>]|[^<>]+")
 
 
 @cache
@@ -157,10 +157,28 @@ def _walk(root: Any, classify: Classifier, out: list[list[Any]]) -> None:
 
 def _clean(name: str) -> str:
     """`ns::Map<A, B>::insert` -> `ns.Map.insert`; "" when no identifier is left."""
-    while "<" in name and _TEMPLATE_ARGS.search(name):
-        name = _TEMPLATE_ARGS.sub("", name)
+    if "<" in name:
+        name = _strip_template_args(name)
     name = name.replace("::", ".").strip()
     return name if _NAME.fullmatch(name) else ""
+
+
+def _strip_template_args(name: str) -> str:
+    """`name` without its `<...>` groups, nested or not; a `<` or `>` left unpaired
+    (`operator<`) stays. One pass: each `>` closes the latest open `<` and drops what
+    was kept since it. (Deleting innermost `<[^<>]*>` until none was left gives the
+    same, one nesting level per pass: quadratic in the depth.)"""
+    kept: list[str] = []
+    opened: list[int] = []  # where in `kept` each open `<` is
+    for part in _ANGLE.findall(name):
+        if part == "<":
+            opened.append(len(kept))
+            kept.append(part)
+        elif part == ">" and opened:
+            del kept[opened.pop() :]
+        else:
+            kept.append(part)
+    return "".join(kept)
 
 
 def _text(node: Any) -> str:
