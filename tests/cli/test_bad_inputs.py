@@ -157,6 +157,14 @@ def test_solve_empty_issue_file(fresh: tuple[Path, Path, dict[str, str]], blank:
                        phrases=[r"empty", re.escape(issue.name), r"write"], no_agent_dir=repo)
 
 
+def test_solve_issue_of_only_a_template_comment(fresh: tuple[Path, Path, dict[str, str]]) -> None:
+    repo, issue, env = fresh
+    issue.write_text("<!-- Describe the bug. Steps to reproduce. -->\n")
+    expect_usage_error(["solve", str(issue)], repo, env, watch=[repo, issue.parent],
+                       phrases=[r"no words", re.escape(issue.name), r"describe"],
+                       no_agent_dir=repo)
+
+
 def test_solve_outside_a_git_repository(fresh: tuple[Path, Path, dict[str, str]]) -> None:
     _, issue, env = fresh
     plain = issue.parent / "plain"
