@@ -70,13 +70,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
         if lang in ("python", "cython"):
             imports = _regex_imports(text)
 
-    # Each line belongs to the innermost symbol whose span holds it (-1: module level).
-    # Spans come in document order with parents before children, so a later (inner)
-    # span simply overwrites its parent's claim.
-    owner = [-1] * (len(lines) + 1)
-    for i, (_, _, _, end) in enumerate(symbols):
-        for ln in range(starts[i], min(end, len(lines)) + 1):
-            owner[ln] = i
+    owner = _owners(symbols, starts, len(lines))
     # Count raw identifiers per run of lines with one owner (Counter over findall runs
     # in C), then expand each distinct identifier into tokens once: identifiers repeat
     # a lot, so this is several times faster than tokenizing line by line.
@@ -113,6 +107,37 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
         "post": {term: ",".join(v) for term, v in post.items()},
     }
     return core, detail
+
+
+def _owners(symbols: list[SymbolRow], starts: list[int], n_lines: int) -> list[int]:
+    """The symbol each line belongs to (-1: module level), by index, for lines 1 to
+    `n_lines`: the innermost whose span holds it. Spans come in document order with
+    parents before children, so that is the last one holding the line."""
+    owner = [-1] * (n_lines + 1)
+    spans = [(starts[i], min(row[3], n_lines)) for i, row in enumerate(symbols)]
+    if sum(max(end - start + 1, 0) for start, end in spans) <= 8 * n_lines:
+        # Real code nests a few deep: each span overwrites its parent's claim, in C.
+        for i, (start, end) in enumerate(spans):
+            if start <= end:
+                owner[start : end + 1] = [i] * (end - start + 1)
+        return owner
+    # Deep nesting (thousands of definitions, each holding the next) made that
+    # O(lines x depth). Claimed from the last symbol back instead, each line once:
+    # `skip` leads past the lines claimed already (by later, inner symbols), so a
+    # parent jumps over its children's bodies instead of walking them.
+    skip = list(range(n_lines + 2))  # ln: unclaimed; else lines ln..skip[ln]-1 are claimed
+    for i in range(len(spans) - 1, -1, -1):
+        ln, end = spans[i]
+        seen: list[int] = []
+        while ln <= end:
+            if skip[ln] == ln:
+                owner[ln] = i
+                skip[ln] = ln + 1
+            seen.append(ln)
+            ln = skip[ln]
+        for claimed in seen:  # lines from the span's start to ln are all claimed now
+            skip[claimed] = ln
+    return owner
 
 
 # Line breaks that `str.splitlines` honours and `ast` and tree-sitter do not: a form

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_cli.search.symbols import _regex_symbols, analyze
+from agent_cli.search.symbols import _owners, _regex_symbols, analyze
 
 
 @pytest.mark.timeout(15)
@@ -68,3 +68,33 @@ def test_regex_imports_of_real_statements() -> None:
         ["p.q", 0, []],
         ["s", 0, []],
     ]
+
+
+@pytest.mark.timeout(15)
+def test_lines_are_claimed_once_however_deep_the_spans_nest() -> None:
+    # Each span overwrote its parent's claim line by line: O(lines x depth), 60,000
+    # nested spans about 35 s.
+    n = 60_000
+    rows = [[f"A{i}", "class", i + 1, 2 * n - i] for i in range(n)]
+    owner = _owners(rows, [row[2] for row in rows], 2 * n)
+    assert owner[1:4] == [0, 1, 2]
+    assert owner[n - 1 : n + 3] == [n - 2, n - 1, n - 1, n - 2]
+    assert owner[-1] == 0
+    # Shallow, overlapping and out-of-range spans: the last one holding a line has it.
+    rows = [
+        ["a", "class", 2, 9],
+        ["a.b", "method", 3, 4],
+        ["c", "class", 8, 20],
+        ["d", "function", 5, 3],
+    ]
+    assert _owners(rows, [1, 3, 8, 5], 10) == [-1, 0, 0, 1, 1, 0, 0, 0, 2, 2, 2]
+
+
+def test_regex_fallback_nesting_deep_with_blank_lines() -> None:
+    # Nesting read from indentation, every span running to the end of the file.
+    block = "class Alpha:\n" + "\n" * 50 + " value = 1\n"
+    text = "".join(" " * k + line for k in range(200) for line in block.splitlines(True))
+    core, detail = analyze("tests/test_nest.py", text, exact=False)
+    assert len(core["symbols"]) == 200
+    assert core["symbols"][-1] == [".".join(["Alpha"] * 200), "class", 199 * 52 + 1, 200 * 52]
+    assert detail["lens"] == [2] * 200  # its own `Alpha` and `value`, none of the nested
