@@ -267,3 +267,20 @@ def test_template_arguments_are_stripped_in_one_pass() -> None:
         assert treesit._clean(unpaired) == ""
     assert treesit._strip_template_args("a>b<c>d") == "a>bd"
     assert treesit._strip_template_args("a<b<c>d") == "a<bd"
+
+
+@pytest.mark.timeout(15)
+def test_definitions_nested_past_max_depth_are_part_of_the_enclosing_one() -> None:
+    # Each of 48,000 nested modules was a row naming all those around it (`A.A.A...`)
+    # and every span was walked line by line: about 47 s and gigabytes.
+    pytest.importorskip("tree_sitter_ruby")
+    depth, n = treesit.MAX_DEPTH, 48_000
+    rows = symbols("lib/deep.rb", "module A\n" * n + "  def f; end\n" + "end\n" * n)
+    assert [row[0] for row in rows] == [".".join(["A"] * (k + 1)) for k in range(depth)]
+    assert rows[-1] == [".".join(["A"] * depth), "class", depth, 2 * n + 2 - depth]
+    pytest.importorskip("tree_sitter_c")
+    rows = symbols("src/deep.c", "struct a {\n" * 100 + "};\n" * 100)
+    assert len(rows) == depth and rows[-1][0] == ".".join(["a"] * depth)
+    pytest.importorskip("tree_sitter_java")
+    java = "class A {\n" * 3 + "  void run() {}\n" + "}\n" * 3
+    assert symbols("src/A.java", java)[-1] == ["A.A.A.run", "method", 4, 4]
