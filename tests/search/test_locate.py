@@ -380,29 +380,15 @@ def test_an_option_whose_words_spell_a_module_names_it(
 def test_bare_words_listed_together_name_sibling_modules(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    printer = (
+        "class {}Printer:\n"
+        "    def print_add(self, terms):\n"
+        '        return " + ".join(self.doprint(t) for t in terms)\n'
+    )
     write(repo, "pkg/printing/__init__.py", "")
-    write(
-        repo,
-        "pkg/printing/str.py",
-        """
-        class StrPrinter:
-            def print_add(self, terms):
-                return " + ".join(self.doprint(t) for t in terms)
-        """,
-    )
-    write(
-        repo,
-        "pkg/printing/latex.py",
-        """
-        class LatexPrinter:
-            def print_add(self, terms):
-                return " + ".join(self.doprint(t) for t in terms)
-
-
-        def latex(expr):
-            return LatexPrinter().doprint(expr)
-        """,
-    )
+    write(repo, "pkg/printing/str.py", printer.format("Str"))
+    latex = "\n\ndef latex(expr):\n    return LatexPrinter().doprint(expr)\n"
+    write(repo, "pkg/printing/latex.py", printer.format("Latex") + latex)
     write(
         repo,
         "pkg/printing/octave.py",
