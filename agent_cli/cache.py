@@ -3,7 +3,8 @@
 diskcache pickles keys and values by default, and a repository is untrusted input:
 a cache database committed into it (or planted under `.agent/`) must not be able to
 run code when we read it. `SafeJSONDisk` stores keys and values as compressed JSON
-bytes and refuses any row that would need unpickling, instead of loading it.
+bytes (values over RAW_ABOVE as plain JSON) and refuses any row that would need
+unpickling, instead of loading it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from agent_cli.errors import AgentError
 
 if TYPE_CHECKING:
     import diskcache
+
+
+RAW_ABOVE = 1 << 20
+"""Values this large (a repository's commit index: 5.8 MB of JSON for sympy) are
+stored as plain JSON: inflating them cost 24 ms of every warm `agent locate`, for
+3.6 MB of disk per indexed commit."""
 
 
 class CacheCorrupt(AgentError):
@@ -51,7 +58,9 @@ def _safe_disk_class() -> type:
         def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
             if read:
                 raise TypeError("SafeJSONDisk stores JSON values, not files")
-            data = zlib.compress(json.dumps(value).encode(), 1)
+            data = json.dumps(value).encode()
+            if len(data) < RAW_ABOVE:
+                data = zlib.compress(data, 1)
             return super().store(data, False, key=key)
 
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
@@ -63,7 +72,8 @@ def _safe_disk_class() -> type:
                 )
             data = super().fetch(mode, filename, value, read)
             try:
-                return json.loads(zlib.decompress(data))
+                # A zlib stream starts with 0x78 ("x"), which no JSON text does.
+                return json.loads(zlib.decompress(data) if data[:1] == b"x" else data)
             except (zlib.error, ValueError) as exc:
                 raise _Unreadable(
                     f"unreadable cache entry in {self._directory}: {exc}",
