@@ -110,8 +110,12 @@ def open_cache(agent_dir: Path, name: str) -> diskcache.Cache:
         # A file where a directory should be (`.agent/cache` a file) is what to remove.
         chain = [Path(agent_dir), Path(agent_dir) / "cache", path]
         blocker = next((p for p in chain if p.exists() and not p.is_dir()), path)
-        raise CacheCorrupt(
-            f"cannot open the cache {path}: {exc}",
-            hint=f"it holds only derived data; delete it and run again: rm -rf {blocker}",
-        ) from exc
+        raise damaged(f"cannot open the cache {path}: {exc}", blocker) from exc
     return cache
+
+
+def damaged(message: str, remove: Path) -> CacheCorrupt:
+    """The error for a cache sqlite cannot read, saying what to delete."""
+    return CacheCorrupt(
+        message, hint=f"it holds only derived data; delete it and run again: rm -rf {remove}"
+    )

@@ -37,15 +37,9 @@ def read_issue(path: Path) -> Issue:
     if not text.replace("\x00", "").strip():
         raise UsageError(f"issue file is empty: {path}",
                          hint="write a title line and what goes wrong into it")
-    from agent_cli.search.issue import clean_issue
+    from agent_cli.search import require_words
 
-    if not any(c.isalnum() for c in clean_issue(text)):
-        # Caught here, before the analysis is paid for, not at the explore stage.
-        raise UsageError(
-            f"issue file {path} has no words outside template comments and environment "
-            "details",
-            hint="describe what goes wrong (a title line, then the details) and run again",
-        )
+    require_words(text, f"issue file {path}")  # before the analysis is paid for
     first = next(line for line in text.splitlines() if line.strip())
     return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=str(path.resolve()))
 

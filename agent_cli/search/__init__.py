@@ -26,6 +26,7 @@ __all__ = [
     "Symbol",
     "locate_issue",
     "locate_text",
+    "require_words",
 ]
 
 
@@ -57,7 +58,7 @@ def locate_issue(issue_path: Path, *, repo: Path, top: int = 10) -> LocateResult
             f"issue file is empty: {issue_path}",
             hint="write the issue (a title line, then what goes wrong) into the file and run again",
         )
-    _check_words(text, f"issue file {issue_path}")
+    require_words(text, f"issue file {issue_path}")
     return _locate(text, root=root, sha=sha, top=top, extra_terms=(), started=started)
 
 
@@ -82,7 +83,7 @@ def locate_text(
             "the issue text is empty",
             hint="give the issue's title and description as the text to locate",
         )
-    _check_words("\n".join([issue_text, *extra_terms]), "the issue text")
+    require_words("\n".join([issue_text, *extra_terms]), "the issue text")
     return _locate(
         issue_text, root=root, sha=sha, top=top, extra_terms=tuple(extra_terms), started=started
     )
@@ -93,9 +94,9 @@ def _blank(text: str) -> bool:
     return not text.replace("\ufeff", "").replace("\x00", "").strip()
 
 
-def _check_words(text: str, what: str) -> None:
+def require_words(text: str, what: str) -> None:
     """An issue that is only a template comment, or only an environment section, has
-    nothing to rank by: say so rather than print an arbitrary list of files."""
+    nothing to rank by (or to solve): a UsageError naming `what`."""
     from agent_cli.search.issue import clean_issue
 
     if not any(c.isalnum() for c in clean_issue(text)):
@@ -148,7 +149,7 @@ def _locate(
 ) -> LocateResult:
     import sqlite3
 
-    from agent_cli.cache import CacheCorrupt, open_cache
+    from agent_cli.cache import damaged, open_cache
     from agent_cli.search.history import prefetch_history, referenced_files, similar_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
@@ -173,11 +174,8 @@ def _locate(
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
     except sqlite3.DatabaseError as exc:  # pages damaged past what opening it checks
-        raise CacheCorrupt(
-            f"the cache {agent_dir / 'cache' / 'index'} is damaged: {exc}",
-            hint=f"it holds only derived data; delete it and run again: "
-            f"rm -rf {agent_dir / 'cache' / 'index'}",
-        ) from exc
+        where = agent_dir / "cache" / "index"
+        raise damaged(f"the cache {where} is damaged: {exc}", where) from exc
     finally:
         if log is not None:
             log.close()
