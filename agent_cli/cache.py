@@ -65,20 +65,17 @@ def _safe_disk_class() -> type:
 
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
             if mode not in (MODE_RAW, MODE_BINARY) or read:
-                raise CacheCorrupt(
+                raise damaged(
                     f"refusing a cache entry of mode {mode} in {self._directory}: "
                     "only JSON entries are read",
-                    hint=f"delete the cache with: rm -rf {self._directory}",
+                    Path(self._directory),
                 )
             data = super().fetch(mode, filename, value, read)
             try:
                 # A zlib stream starts with 0x78 ("x"), which no JSON text does.
                 return json.loads(zlib.decompress(data) if data[:1] == b"x" else data)
             except (zlib.error, ValueError) as exc:
-                raise _Unreadable(
-                    f"unreadable cache entry in {self._directory}: {exc}",
-                    hint=f"delete the cache with: rm -rf {self._directory}",
-                ) from exc
+                raise _Unreadable(f"unreadable cache entry in {self._directory}: {exc}") from exc
 
     return SafeJSONDisk
 
