@@ -4,7 +4,8 @@ diskcache pickles keys and values by default, and a repository is untrusted inpu
 a cache database committed into it (or planted under `.agent/`) must not be able to
 run code when we read it. `SafeJSONDisk` stores keys and values as compressed JSON
 bytes (values over RAW_ABOVE as plain JSON) and refuses any row that would need
-unpickling, instead of loading it.
+unpickling, instead of loading it. What it stores is redacted (`durable.redact`): a
+cached baseline test run must not keep a key its output printed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_cli.durable import redact
 from agent_cli.errors import AgentError
 
 if TYPE_CHECKING:
@@ -47,8 +49,8 @@ def _safe_disk_class() -> type:
 
     class SafeJSONDisk(diskcache.Disk):
         def put(self, key: Any) -> tuple[Any, bool]:
-            data = zlib.compress(json.dumps(key, sort_keys=True).encode(), 1)
-            return super().put(data)
+            text = redact.text(json.dumps(key, sort_keys=True))
+            return super().put(zlib.compress(text.encode(), 1))
 
         def get(self, key: Any, raw: bool) -> Any:
             if not raw:
@@ -58,7 +60,7 @@ def _safe_disk_class() -> type:
         def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
             if read:
                 raise TypeError("SafeJSONDisk stores JSON values, not files")
-            data = json.dumps(value).encode()
+            data = redact.text(json.dumps(value)).encode()
             if len(data) < RAW_ABOVE:
                 data = zlib.compress(data, 1)
             return super().store(data, False, key=key)

@@ -6,6 +6,9 @@ itself is durable: a reader sees the old file or the new one, never half of one.
 `events.jsonl` is the exception: it is a timeline, appended one whole line per
 `write()` (O_APPEND), and a reader skips a torn last line, which only a power loss
 can leave (a killed process cannot: the kernel already has the bytes).
+
+Both writers pass the text through `redact` first: whatever a step produced, no
+secret the process knows is written under `.agent/`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agent_cli.durable import redact
 from agent_cli.durable.errors import CorruptRecord
 
 SCHEMA_VERSION = 1
@@ -42,7 +46,7 @@ def write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(redact.text(text))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -88,7 +92,7 @@ def _corrupt(path: Path, why: str) -> CorruptRecord:
 
 
 def append_line(path: Path, data: dict[str, Any]) -> None:
-    line = json.dumps(data, ensure_ascii=False, default=_default) + "\n"
+    line = redact.text(json.dumps(data, ensure_ascii=False, default=_default)) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, line.encode("utf-8"))

@@ -5,6 +5,9 @@ a call of the forced tool `tool`, validates the tool input into `OutputType`, an
 a validation error gives the model one repair turn that says exactly what was wrong.
 
 Every request passes through `_call`, in this order:
+0. redaction: no secret this process knows (the API key, secret-named variables'
+   values) is sent, hashed or journaled, whether it came from test output, a file
+   or the issue (`durable.redact`);
 1. the journal: the same step key, call index and request hash already answered
    (a step re-executing after a crash) is served from `calls/` at zero cost;
 2. the budget: when the run has `max_cost` and what was paid plus a conservative
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_cli import durable
 from agent_cli.answers import Answer
+from agent_cli.durable import redact
 from agent_cli.durable.fingerprint import digest
 from agent_cli.durable.store import now_iso
 from agent_cli.llm.client import AnthropicTransport, Connection, ReplayTransport, Sent, Transport
@@ -89,6 +93,7 @@ class ModelService:
         scope = durable.current_step()
         if scope is None:
             raise ModelError("a model call must happen inside a durable step")
+        request = redact.data(request)
         cfg = durable.config()
         model_name = cfg.get("model") or "sonnet"
         journal = self._journal(scope.run.calls_dir)
