@@ -29,11 +29,13 @@ if TYPE_CHECKING:
         exit_code,
         flow,
         fork,
+        note,
         wait,
     )
     from agent_cli.durable.errors import (
         AgentError,
         CorruptRecord,
+        Interrupted,
         RunLocked,
         RunNotFound,
         Suspended,
@@ -57,9 +59,11 @@ _HOME = {
     "exit_code": "engine",
     "flow": "engine",
     "fork": "engine",
+    "note": "engine",
     "wait": "engine",
     "AgentError": "errors",
     "CorruptRecord": "errors",
+    "Interrupted": "errors",
     "RunLocked": "errors",
     "RunNotFound": "errors",
     "Suspended": "errors",
@@ -73,6 +77,7 @@ __all__ = [
     "CorruptRecord",
     "DurableError",
     "Execution",
+    "Interrupted",
     "Outcome",
     "Run",
     "RunLocked",
@@ -92,6 +97,7 @@ __all__ = [
     "exit_code",
     "flow",
     "fork",
+    "note",
     "wait",
 ]
 

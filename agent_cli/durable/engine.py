@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
 import time
 import traceback
 import typing
@@ -72,6 +73,8 @@ class StepScope:
     calls: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _call_index: int = 0
+    _record: dict[str, Any] = field(default_factory=dict)
+    _write: Callable[[dict[str, Any]], None] | None = None
 
     def next_call_index(self) -> int:
         self._call_index += 1
@@ -79,6 +82,14 @@ class StepScope:
 
     def add_call(self, summary: dict[str, Any]) -> None:
         self.calls.append(summary)
+
+    def note(self, **fields: Any) -> None:
+        """Write `fields` into the running step's record now, before the step ends:
+        what a later process must know if this one dies mid-step (the id of a test
+        process group to clean up). They stay in the finished record."""
+        self._record.setdefault("notes", {}).update(to_jsonable(fields))
+        if self._write is not None:
+            self._write(self._record)
 
 
 class Execution:
@@ -295,7 +306,8 @@ def _execute(
     ex.write(record)
     ex.emit("step_started", key=key, reason=reason)
     previous_error = (old or {}).get("error", {}).get("type") if (old or {}).get("status") == "failed" else None
-    scope = StepScope(key=key, name=step_name, seq=seq, run=ex.run, previous_error=previous_error)
+    scope = StepScope(key=key, name=step_name, seq=seq, run=ex.run, previous_error=previous_error,
+                      _record=record, _write=ex.write)
     ex.step = scope
     try:
         result = func(*args, **kwargs)
@@ -465,6 +477,13 @@ def current_step() -> StepScope | None:
     return ex.step if ex else None
 
 
+def note(**fields: Any) -> None:
+    """`StepScope.note` for the step running now (no-op outside a step)."""
+    step = current_step()
+    if step is not None:
+        step.note(**fields)
+
+
 def emit(kind: str, **fields: Any) -> None:
     """Append an event to the running flow's timeline (no-op outside a flow)."""
     ex = _current.get()
@@ -482,6 +501,7 @@ class Outcome:
     reason: str | None = None
     pending_wait: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    signal: int | None = None  # for `interrupted`: the signal that stopped it
 
 
 def create(
@@ -545,10 +565,12 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         run.update(status=stop.run_status, reason=stop.reason)
         ex.emit("run_finished", status=stop.run_status)
         return Outcome(run.id, stop.run_status, reason=stop.reason)
-    except KeyboardInterrupt:
-        run.update(status="interrupted", reason="interrupted by Ctrl-C")
-        ex.emit("run_interrupted")
-        return Outcome(run.id, "interrupted", reason="interrupted by Ctrl-C")
+    except KeyboardInterrupt as stop_signal:
+        why = getattr(stop_signal, "reason", "interrupted by Ctrl-C")
+        run.update(status="interrupted", reason=why)
+        ex.emit("run_interrupted", reason=why)
+        return Outcome(run.id, "interrupted", reason=why,
+                       signal=getattr(stop_signal, "signum", signal.SIGINT))
     except Exception as exc:
         step = getattr(exc, "__durable_step__", None)
         message = exc.message if isinstance(exc, AgentError) else str(exc)
@@ -681,5 +703,8 @@ EXIT_CODES = {"succeeded": 0, "rejected": 0, "failed": 1, "waiting": 75, "interr
 
 
 def exit_code(outcome: Outcome) -> int:
-    """DESIGN.md's exit code for how an execution ended."""
+    """DESIGN.md's exit code for how an execution ended; an interruption by a signal
+    other than SIGINT is 128 + its number, as a shell reports it (143 for SIGTERM)."""
+    if outcome.status == "interrupted" and outcome.signal:
+        return 128 + outcome.signal
     return EXIT_CODES.get(outcome.status, 1)

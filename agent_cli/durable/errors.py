@@ -52,3 +52,13 @@ class Suspended(BaseException):
         super().__init__(question)
         self.key = key
         self.question = question
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised by the CLI's handler where the signal lands: the run
+    ends as Ctrl-C ends it (`interrupted`, resumable), with exit code 128 + signal."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"interrupted by {name}")
+        self.signum = signum
+        self.reason = f"interrupted by {name}"
