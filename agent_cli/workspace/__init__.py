@@ -7,13 +7,16 @@ the pipeline can call it from checkpoints that re-execute after a crash.
 * `worktree` — create/reuse/remove the worktree; its state is base commit + one diff.
 * `edits`    — the model's edit format, tolerant matching, path confinement.
 * `testrun`  — run tests with a timeout and output cap, JUnit parsing, baselines.
+* `sandbox`  — the one door for project code: bubblewrap, the environment allowlist,
+               nothing outliving the agent (`_reaper.py` when unconfined).
 * `branch`   — one commit on `agent/<run>`, push and pull request.
 
-This package imports only `agent_cli.errors` and `agent_cli.cache` from the project.
+This package imports only `agent_cli.errors`, `agent_cli.cache` and `agent_cli.durable.redact`
+(what counts as a secret) from the project.
 """
 
 from agent_cli.workspace.branch import BranchResult, PushResult, commit_branch, push_and_open_pr
-from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine
+from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine, confine_in_commit
 from agent_cli.workspace.errors import (
     DiffDoesNotApply,
     EditRejected,
@@ -58,6 +61,7 @@ __all__ = [
     "baseline",
     "commit_branch",
     "confine",
+    "confine_in_commit",
     "detect_test_command",
     "evaluate",
     "head_commit",

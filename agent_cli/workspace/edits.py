@@ -16,9 +16,11 @@ guess. When nothing matches, the error carries the nearest block of the file (by
 difflib similarity over windows of the same number of lines, with line numbers), so
 the model can copy the real text and retry.
 
-Paths come from a model and are untrusted: `confine` refuses absolute paths, `..`,
-anything under `.git/` in any letter case, and anything whose resolved location
-(following symlinks, also of parent directories) leaves the root. Each edit is
+Paths come from a model and are untrusted, for reading as for writing: `confine`
+refuses absolute paths, `..`, anything under `.git/` in any letter case, and anything
+whose resolved location (following symlinks, also of parent directories) leaves the
+root. `confine_in_commit` applies the same rules to a commit's tree, following the
+symlinks git stores, so a plan can be checked before any worktree exists. Each edit is
 checked completely before anything is written, so a refused or failed edit changes
 nothing; edits apply in order and a failed one does not stop the rest.
 
@@ -92,11 +94,8 @@ class _Failed(Exception):
         self.nearest = nearest
 
 
-def confine(root: Path, path: str) -> Path:
-    """`root / path` if it stays inside `root`, else `EditRejected` with a message the
-    model can act on. The returned path is not resolved, so deleting a symlink removes
-    the link, not its target."""
-    root = Path(root).resolve()
+def _lexical(path: str) -> PurePosixPath:
+    """The checks that need no filesystem: a relative path, no `..`, not in `.git/`."""
     if not path or "\0" in path:
         raise EditRejected(f"refused: {path!r} is not a file path")
     pure = PurePosixPath(path)
@@ -108,6 +107,17 @@ def confine(root: Path, path: str) -> Path:
         raise EditRejected(f"refused: {path} is outside the worktree")
     if any(part.lower() == ".git" for part in pure.parts):
         raise EditRejected(f"refused: {path} is inside .git/, which edits may not touch")
+    if not pure.parts or pure == PurePosixPath("."):
+        raise EditRejected(f"refused: {path} is the worktree itself, not a file")
+    return pure
+
+
+def confine(root: Path, path: str) -> Path:
+    """`root / path` if it stays inside `root`, else `EditRejected` with a message the
+    model can act on. The returned path is not resolved, so deleting a symlink removes
+    the link, not its target."""
+    root = Path(root).resolve()
+    pure = _lexical(path)
     target = root.joinpath(*pure.parts)
     try:
         rel = target.resolve().relative_to(root)
@@ -122,6 +132,52 @@ def confine(root: Path, path: str) -> Path:
     if any(part.lower() == ".git" for part in rel.parts):
         raise EditRejected(f"refused: {path} leads into .git/ through a symbolic link")
     return target
+
+
+_MAX_LINKS = 40  # as the kernel's limit on symlinks followed in one lookup
+
+
+def confine_in_commit(repo: Path, commit: str, path: str) -> str:
+    """`path` resolved inside the tree of `commit` (as `confine` would resolve it in a
+    worktree of that commit), or `EditRejected`. Symlinks stored in the tree are
+    followed; one that points outside the repository (absolute, or up past its root)
+    or into `.git` is refused. A path that does not exist yet is fine."""
+    from agent_cli.workspace._git import run_git
+
+    pending = list(_lexical(path).parts)
+    done: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                raise EditRejected(f"refused: {path} is outside the worktree (through a "
+                                   "symbolic link)")
+            done.pop()
+            continue
+        if part.lower() == ".git":
+            raise EditRejected(f"refused: {path} leads into .git/ through a symbolic link")
+        here = "/".join([*done, part])
+        listed = run_git(repo, "--literal-pathspecs", "ls-tree", "-z", commit, "--", here,
+                         check=False).stdout
+        mode, _, rest = listed.partition(b" ")
+        if mode == b"120000":
+            links += 1
+            if links > _MAX_LINKS:
+                raise EditRejected(f"refused: {path} cannot be resolved: too many symbolic links")
+            oid = rest.split(b" ", 1)[1].split(b"\t", 1)[0].decode()
+            target = run_git(repo, "cat-file", "blob", oid).stdout.decode("utf-8", "replace")
+            if target.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", target):
+                raise EditRejected(f"refused: {path} is outside the worktree (through a "
+                                   "symbolic link)")
+            pending = [*PurePosixPath(target).parts, *pending]
+            continue
+        done.append(part)
+    if not done:
+        raise EditRejected(f"refused: {path} is the worktree itself, not a file")
+    return "/".join(done)
 
 
 def apply_edits(root: Path, edits: list[Edit]) -> list[EditOutcome]:

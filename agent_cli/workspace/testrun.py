@@ -1,11 +1,11 @@
 """Running a project's tests in a worktree, and judging the result against a baseline.
 
-`run_tests` runs the command in its own process group (`start_new_session`), so a
-timeout can stop the whole tree a test suite spawns, not just the direct child. On
-timeout the group first gets SIGINT, which makes pytest print where it was stuck
-and write its report, then SIGKILL after a short grace. Output is read by a thread
-into a buffer that keeps the head and the tail and counts what it dropped, so a
-suite printing gigabytes costs a bounded amount of memory.
+`run_tests` starts the command through `sandbox.Sandbox.start`, the one door for
+project code (confinement, an allowlisted environment, nothing outliving the agent).
+On timeout the command's group first gets SIGINT, which makes pytest print where it
+was stuck and write its report, then everything is killed after a short grace.
+Output is read by a thread into a buffer that keeps the head and the tail and counts
+what it dropped, so a suite printing gigabytes costs a bounded amount of memory.
 
 For pytest, per-test results come from JUnit XML (`--junitxml` into a temporary
 file, `junit_family=xunit1` so each case carries its `file`). Node ids are rebuilt
@@ -23,13 +23,13 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 from uuid import uuid4
@@ -39,11 +39,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent_cli.cache import open_cache
 from agent_cli.workspace._git import clean_env
 from agent_cli.workspace.errors import TestCommandNotFound, WorkspaceError
+from agent_cli.workspace.sandbox import Process, Sandbox
 from agent_cli.workspace.worktree import Worktree, repo_root, resolve_commit
 
 _KILL_GRACE_S = 3.0
 _MESSAGE_CAP = 4_000
-_BASELINE_SCHEMA = 1
+_BASELINE_SCHEMA = 2
 _FAILING = ("failed", "error")
 _PYTEST_NOT_RUN = {
     2: "interrupted (usually errors while collecting tests)",
@@ -92,6 +93,10 @@ class TestRun(BaseModel):
     command finished within its timeout."""
     junit: bool = False
     """`tests` came from a JUnit report, so new failures can be told from old ones."""
+    sandbox: Literal["bwrap", "none"] = "none"
+    """What confined the command: bubblewrap, or nothing (see `sandbox_detail`)."""
+    sandbox_detail: str = ""
+    """One line on the confinement, e.g. `UNCONFINED: bwrap not found; install ...`."""
 
 
 class TestVerdict(BaseModel):
@@ -206,19 +211,26 @@ def run_tests(
     *,
     timeout: float = 900,
     output_cap: int = 200_000,
+    sandbox: Sandbox | None = None,
+    on_start: Callable[[Process], None] | None = None,
 ) -> TestRun:
-    """Run `command` in `root` and collect the result. Never raises for a failing or
-    hanging suite (that is a `TestRun`); raises `TestCommandNotFound` when the program
-    does not exist."""
+    """Run `command` in `root` through `sandbox` and collect the result. Never raises
+    for a failing or hanging suite (that is a `TestRun`); raises `TestCommandNotFound`
+    when the program does not exist. `on_start` learns the process as soon as it runs
+    (the pipeline records its group id)."""
     root = Path(root)
     if not root.is_dir():
         raise WorkspaceError(f"cannot run tests: {root} is not a directory")
+    sandbox = sandbox or Sandbox()
     pytest = is_pytest(command)
     with tempfile.TemporaryDirectory(prefix="agent-tests-") as tmp:
         junit_path = Path(tmp) / "junit.xml"
-        argv, env = _prepare(root, command, junit_path if pytest else None)
+        argv, env = _prepare(root, command, junit_path if pytest else None, sandbox)
         start = time.monotonic()
-        exit_code, timed_out, output = _execute(argv, root, env, timeout, output_cap)
+        proc = _start(sandbox, argv, root, Path(tmp), env)
+        if on_start is not None:
+            on_start(proc)
+        exit_code, timed_out, output = _execute(proc, timeout, output_cap)
         duration = time.monotonic() - start
         tests = _parse_junit(junit_path, root) if pytest and junit_path.is_file() else None
     if timed_out:
@@ -233,12 +245,18 @@ def run_tests(
         output_tail=output,
         collected=collected,
         junit=tests is not None,
+        sandbox=proc.confinement.kind,
+        sandbox_detail=proc.confinement.detail,
     )
 
 
 def _prepare(
-    root: Path, command: list[str] | str, junit: Path | None
+    root: Path, command: list[str] | str, junit: Path | None, sandbox: Sandbox
 ) -> tuple[list[str], dict[str, str]]:
+    """The argv and what the runner adds to the sandbox's environment allowlist; the
+    user's PYTHONPATH and PYTEST_ADDOPTS count only when listed in `test_env`."""
+    passed = {k: os.environ.get(k, "") for k in ("PYTHONPATH", "PYTEST_ADDOPTS")
+              if k in sandbox.pass_env}
     junit_args = ["-o", "junit_family=xunit1", f"--junitxml={junit}"] if junit else []
     extra = {
         # Unbuffered, so a test killed mid-way still shows what it printed; and no
@@ -252,71 +270,59 @@ def _prepare(
         # imported from there, not from the worktree, and the tests would test the
         # user's code instead of ours.
         extra["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(src.resolve()), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (str(src.resolve()), passed.get("PYTHONPATH", "")) if p
         )
     if isinstance(command, str):
         if junit_args:
             # The command may chain several programs; pytest reads PYTEST_ADDOPTS
             # wherever in the chain it runs.
-            addopts = os.environ.get("PYTEST_ADDOPTS", "")
+            addopts = passed.get("PYTEST_ADDOPTS", "")
             extra["PYTEST_ADDOPTS"] = f"{addopts} {shlex.join(junit_args)}".strip()
-        return ["/bin/sh", "-c", command], clean_env(extra)
+        return ["/bin/sh", "-c", command], extra
     if not command:
         raise TestCommandNotFound("the test command is empty", hint="pass --test-cmd")
-    return [*command, *junit_args], clean_env(extra)
+    return [*command, *junit_args], extra
 
 
-def _execute(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, cap: int
-) -> tuple[int, bool, str]:
+def _start(sandbox: Sandbox, argv: list[str], root: Path, scratch: Path,
+           env: dict[str, str]) -> Process:
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        return sandbox.start(argv, cwd=root, writable=[scratch], env=env)
     except (FileNotFoundError, PermissionError) as exc:
         raise TestCommandNotFound(
             f"cannot run the test command {shlex.join(argv)}: {exc.strerror}",
             hint="install it, or pass the right one with --test-cmd",
         ) from exc
+
+
+def _execute(proc: Process, timeout: float, cap: int) -> tuple[int, bool, str]:
     buffer = _CappedBuffer(cap)
-    reader = threading.Thread(target=buffer.drain, args=(proc.stdout,), daemon=True)
+    reader = threading.Thread(target=buffer.drain, args=(proc.popen.stdout,), daemon=True)
     reader.start()
     timed_out = False
     try:
         try:
-            proc.wait(timeout=timeout)
+            proc.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _signal_group(proc.pid, signal.SIGINT)
+            proc.interrupt()
             try:
-                proc.wait(timeout=_KILL_GRACE_S)
+                proc.popen.wait(timeout=_KILL_GRACE_S)
             except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
+                proc.kill()
+                proc.popen.wait()
     except BaseException:
-        # Ctrl-C or a crash of ours: do not leave the suite running behind us.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # Ctrl-C, SIGTERM or a crash of ours: do not leave the suite running behind us.
+        proc.kill()
+        proc.popen.wait()
         raise
     finally:
         # Stragglers (servers, sleeping children) hold the pipe open and would keep
         # running; the group id stays reserved while any member lives, so this is safe.
-        _signal_group(proc.pid, signal.SIGKILL)
+        proc.kill()
+        proc.close()
     reader.join(timeout=5)
-    return proc.returncode, timed_out, buffer.text()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    return proc.popen.returncode, timed_out, buffer.text()
 
 
 class _CappedBuffer:
@@ -434,13 +440,19 @@ def baseline(
     *,
     agent_dir: Path,
     timeout: float = 900,
+    sandbox: Sandbox | None = None,
+    on_start: Callable[[Process], None] | None = None,
 ) -> TestRun:
     """The test command's result on the base commit, run in a temporary worktree that
-    is removed afterwards. Cached per (commit, command) under `agent_dir/cache/
-    baselines`; a run that timed out is not cached (it says nothing reliable)."""
+    is removed afterwards, through the same sandbox as the run's tests. Cached per
+    (commit, command, confinement) under `agent_dir/cache/baselines`; a run that timed
+    out is not cached (it says nothing reliable)."""
     root = repo_root(repo)
     commit = resolve_commit(root, base_commit)
-    key = ["test-baseline", _BASELINE_SCHEMA, commit, command]
+    sandbox = sandbox or Sandbox()
+    confinement = sandbox.confinement()
+    key = ["test-baseline", _BASELINE_SCHEMA, commit, command, confinement.kind,
+           confinement.network, sorted(sandbox.pass_env)]
     with open_cache(agent_dir, "baselines") as cache:
         hit = cache.get(key)
     if hit is not None:
@@ -453,7 +465,7 @@ def baseline(
     # baseline that another live process is computing right now.
     wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{os.getpid()}-{uuid4().hex[:6]}", commit)
     try:
-        run = run_tests(wt.path, command, timeout=timeout)
+        run = run_tests(wt.path, command, timeout=timeout, sandbox=sandbox, on_start=on_start)
     finally:
         wt.remove()
     if not run.timed_out:

@@ -19,9 +19,14 @@ from agent_cli.workspace import (
     head_commit,
     run_tests,
 )
+from agent_cli.workspace.sandbox import Sandbox
 from tests.workspace.conftest import sh
 
 PYTEST = [sys.executable, "-m", "pytest", "-q"]
+# For tests that watch the test processes from outside (their pids, files outside the
+# worktree): the unconfined path, where the supervisor (_reaper.py) keeps the lifetime
+# rules. tests/workspace/test_sandbox.py covers the same under bubblewrap.
+UNCONFINED = Sandbox(mode="off")
 
 CALC = """\
 import pytest
@@ -129,7 +134,7 @@ def test_hang():
 """
     root = project(tmp_path / "p", {"test_hang.py": hang})
     start = time.monotonic()
-    run = run_tests(root, [*PYTEST, "-s"], timeout=2)
+    run = run_tests(root, [*PYTEST, "-s"], timeout=2, sandbox=UNCONFINED)
     elapsed = time.monotonic() - start
 
     assert run.timed_out and not run.collected
@@ -190,9 +195,10 @@ def test_baseline_is_cached_per_commit_and_command(
     agent_dir = repo / ".agent"
     base = head_commit(repo)
 
-    first = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60)
+    sandbox = Sandbox(mode="off", pass_env=("SIDE_EFFECT_LOG",))
+    first = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60, sandbox=sandbox)
     assert log.read_text() == "ran\n"
-    second = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60)
+    second = baseline(repo, base, PYTEST, agent_dir=agent_dir, timeout=60, sandbox=sandbox)
     assert log.read_text() == "ran\n"  # served from the cache: pytest did not start
     assert second == first
     assert {t.id for t in first.tests if t.outcome == "failed"} == {
@@ -204,7 +210,7 @@ def test_baseline_is_cached_per_commit_and_command(
     gone = subprocess.Popen(["true"])
     gone.wait()
     leftover = Worktree.ensure(repo, f"baseline-{base[:12]}-{gone.pid}-abcdef", base)
-    baseline(repo, base, [*PYTEST, "-x"], agent_dir=agent_dir, timeout=60)
+    baseline(repo, base, [*PYTEST, "-x"], agent_dir=agent_dir, timeout=60, sandbox=sandbox)
     assert log.read_text() == "ran\nran\n"  # another command is another entry
     assert not leftover.path.exists()
     # The temporary worktree is gone, and the user's checkout did not change.

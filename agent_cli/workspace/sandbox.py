@@ -1,0 +1,442 @@
+"""The one door through which project code runs: confinement, environment, lifetime.
+
+A test suite is code from the repository and the model; both are untrusted. Every
+process the agent starts on project code goes through `Sandbox.start`, which builds
+the whole confinement in one place, deny by default:
+
+* **Filesystem** (bubblewrap, `bwrap`): the host read-only; a private `/tmp` and
+  `/run`; the home directories (`/home`, `/root`, `$HOME`), the user's agent config
+  directory and the user's checkout replaced by empty directories, with read-only
+  holes for what the test command needs to run (its interpreter or virtualenv, the
+  `PATH` directories, toolchains such as `~/.cargo`, the paths listed in
+  `sandbox_read`) and for the repository's `.git` (read-only: a test cannot plant a
+  hook in it). Writable: the worktree and the directories the caller names (where
+  the JUnit report goes). `HOME` is a private empty directory.
+* **Network**: none (`--unshare-all`), unless the user allows it (`sandbox_network`).
+* **Privilege**: every capability dropped, so a test running as root cannot undo
+  the mounts.
+* **Environment**: an allowlist (`project_env`): PATH, locale, TERM, TZ, the
+  virtualenv and toolchain variables, and the names the user lists in `test_env`.
+  Nothing named like a credential, nothing `ANTHROPIC_*` or `AGENT_*`.
+* **Lifetime**: the command runs in its own session, `--die-with-parent` in a pid
+  namespace: when the agent dies, however it dies, every process of the test dies
+  with it. Without bubblewrap (Linux), a supervisor (`_reaper.py`) does the same with
+  a parent-death signal and a child subreaper. Each process carries the run's tag in
+  its environment, so `reap` can find leftovers of a run that died anyway.
+
+`mode: auto` uses bubblewrap where it works and otherwise runs unconfined and says so
+(`Confinement.detail`); `required` refuses to run unconfined (`SandboxUnavailable`,
+exit 2); `off` never confines. The environment allowlist and the lifetime rules hold
+in every mode. On macOS nothing is confined and only the process group is stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from agent_cli.durable.redact import looks_secret
+from agent_cli.errors import UsageError
+
+Mode = Literal["auto", "required", "off"]
+TAG_VAR = "AGENT_TEST_RUN"
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt install bubblewrap; Fedora: dnf install "
+                "bubblewrap; Arch: pacman -S bubblewrap)")
+_REAPER = Path(__file__).with_name("_reaper.py")
+_HOME_IN_SANDBOX = "/tmp/home"
+_STOP_GRACE_S = 2.0
+
+# Passed through from the agent's environment (with every LC_*): what a test command
+# needs to find its tools and speak the user's locale, and nothing that authenticates.
+_PASS = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "VIRTUAL_ENV",
+         "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYENV_VERSION", "PYENV_ROOT", "GOPATH",
+         "GOROOT", "GOMODCACHE", "GOFLAGS", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN",
+         "JAVA_HOME", "NODE_PATH", "NVM_DIR")
+# Toolchains whose default location is under $HOME: with a private HOME they would not
+# be found, so the variable is set to the real location (and that is made readable).
+_HOME_TOOLCHAINS = {"RUSTUP_HOME": ".rustup", "CARGO_HOME": ".cargo", "GOPATH": "go",
+                    "PYENV_ROOT": ".pyenv", "NVM_DIR": ".nvm"}
+# Credentials that live inside toolchain directories made readable above.
+_SECRET_FILES = (".cargo/credentials", ".cargo/credentials.toml")
+# Directories under home that hold a mix of tools and personal data: a program found
+# in one of their bin/ directories exposes that directory, not the whole tree.
+_MIXED = (".local", ".config", ".cache")
+
+
+class SandboxUnavailable(UsageError):
+    """`sandbox: required` and bubblewrap is missing or cannot create namespaces here."""
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What confined a process: for the run record, the gate and `inspect`."""
+
+    kind: Literal["bwrap", "none"]
+    network: bool
+    detail: str
+    """One line for people: `bubblewrap 0.8.0: read-only host, ... no network` or
+    `UNCONFINED: bwrap not found; install bubblewrap (...)`."""
+
+    def record(self) -> dict[str, object]:
+        return {"kind": self.kind, "network": self.network, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How project code is confined (from settings) and for whom (repository, run)."""
+
+    mode: Mode = "auto"
+    network: bool = False
+    pass_env: tuple[str, ...] = ()
+    """Extra variable names the user lets through (`test_env`)."""
+    read_paths: tuple[str, ...] = ()
+    """Extra host paths made readable inside (`sandbox_read`)."""
+    repo: Path | None = None
+    """The user's checkout: hidden inside, its git directory read-only."""
+    hide: tuple[Path, ...] = ()
+    """More host directories to hide (the user's agent config directory)."""
+    tag: str = ""
+    """Marks every process started for a run (`reap`)."""
+
+    def confinement(self) -> Confinement:
+        """What `start` will use; `SandboxUnavailable` when `required` cannot be met."""
+        if self.mode == "off":
+            return Confinement("none", True, "UNCONFINED: sandbox is off (sandbox: off)")
+        bwrap, version, problem = probe()
+        if bwrap is not None:
+            net = "network allowed" if self.network else "no network"
+            return Confinement("bwrap", self.network,
+                               f"{version}: read-only host, writable worktree, private HOME "
+                               f"and /tmp, {net}")
+        if self.mode == "required":
+            raise SandboxUnavailable(f"sandbox: required, but {problem}", hint=INSTALL_HINT
+                                     + ", or set sandbox: auto to run tests unconfined")
+        return Confinement("none", True, f"UNCONFINED: {problem}; {INSTALL_HINT}")
+
+    def start(self, argv: list[str], *, cwd: Path, writable: Iterable[Path] = (),
+              env: Mapping[str, str] | None = None) -> Process:
+        """Start `argv` in `cwd` (writable), confined; `env` adds to the allowlist.
+        Raises `FileNotFoundError` when the program does not exist."""
+        confinement = self.confinement()
+        home = Path(tempfile.mkdtemp(prefix="agent-home-")) if confinement.kind == "none" else None
+        child_env = project_env(os.environ, self.pass_env,
+                                home=str(home) if home else _HOME_IN_SANDBOX)
+        child_env.update(env or {})
+        if self.tag:
+            child_env[TAG_VAR] = self.tag
+        if "/" not in argv[0] and shutil.which(argv[0], path=child_env.get("PATH")) is None:
+            _discard(home)
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        supervised = confinement.kind == "none" and sys.platform.startswith("linux")
+        if confinement.kind == "bwrap":
+            full = [*self._bwrap_args(argv, cwd, writable, child_env), "--", *argv]
+        elif supervised:
+            full = [sys.executable, "-I", "-S", str(_REAPER), str(os.getpid()), "--", *argv]
+        else:
+            full = list(argv)
+        try:
+            popen = subprocess.Popen(full, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        except BaseException:
+            _discard(home)
+            raise
+        return Process(popen, confinement, supervised=supervised, home=home)
+
+    def _bwrap_args(self, argv: list[str], cwd: Path, writable: Iterable[Path],
+                    env: Mapping[str, str]) -> list[str]:
+        bwrap, _, _ = probe()
+        real_home = Path(os.environ.get("HOME") or Path.home())
+        masks = {Path("/tmp"), Path("/run"), Path("/home"), Path("/root"), real_home,
+                 *self.hide, *([self.repo] if self.repo else [])}
+        masks = {_real(m) for m in masks if m.is_dir()} - {Path("/")}
+
+        readable: set[Path] = set()
+        for program in _programs(argv, env.get("PATH", "")):
+            readable |= _install_roots(program, real_home)
+        readable |= {Path(p) for p in env.get("PATH", "").split(os.pathsep) if p}
+        readable |= {Path(env[v]) for v in (*_HOME_TOOLCHAINS, "VIRTUAL_ENV", "CONDA_PREFIX",
+                                             "GOMODCACHE", "GOROOT", "JAVA_HOME") if env.get(v)}
+        if env.get("PYTHONUSERBASE"):
+            readable.add(Path(env["PYTHONUSERBASE"]) / "lib")
+        readable |= {Path(p).expanduser() for p in self.read_paths}
+        if self.repo is not None:
+            readable.add(_git_common_dir(self.repo))
+        if self.network:
+            readable.add(Path("/run/systemd/resolve"))  # where /etc/resolv.conf often points
+        # Only holes in what is hidden; never a path that would re-expose all of /tmp.
+        readable = {p for p in readable if p.is_absolute() and p.exists()
+                    and not _within(Path("/tmp"), _real(p))
+                    and any(_within(_real(p), m) or _within(p, m) for m in masks)}
+        readable = {p for p in readable if not _covered(p, readable, masks)}
+        writable_dirs = {_real(cwd), *(_real(Path(w)) for w in writable)}
+
+        mounts = [(m, 0, "--tmpfs") for m in masks]
+        mounts += [(p, 1, "--ro-bind") for p in readable]
+        mounts += [(w, 2, "--bind") for w in writable_dirs]
+        args = [bwrap or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for path, _, how in sorted(mounts, key=lambda m: (len(m[0].parts), m[1], str(m[0]))):
+            args += [how, str(path)] if how == "--tmpfs" else [how, str(path), str(path)]
+        for secret in (real_home / name for name in _SECRET_FILES):
+            if secret.is_file() and any(_within(secret, p) for p in readable):
+                args += ["--ro-bind", "/dev/null", str(secret)]
+        args += ["--dir", _HOME_IN_SANDBOX, "--unshare-all"]
+        if self.network:
+            args.append("--share-net")
+        args += ["--die-with-parent", "--cap-drop", "ALL", "--chdir", str(_real(cwd))]
+        return args
+
+
+class Process:
+    """A started, confined command: its pipe, and how to stop all of it."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], confinement: Confinement, *,
+                 supervised: bool, home: Path | None) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.confinement = confinement
+        self._supervised = supervised
+        self._home = home
+
+    def interrupt(self) -> None:
+        """SIGINT to the command (pytest then writes its report and stops). Under
+        bwrap, not to bwrap itself or the namespace's init: bwrap dies of SIGINT and
+        would take the namespace, and the report, with it."""
+        if self.confinement.kind != "bwrap":
+            _signal_group(self.pid, signal.SIGINT)
+            return
+        for pid, ppid in _group(self.pid):
+            if self.pid not in (pid, ppid):
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except OSError:
+                    pass
+
+    def kill(self) -> None:
+        """Stop every process of the command now, also those that left its group."""
+        if self._supervised and self.popen.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)  # the supervisor kills its descendants
+                self.popen.wait(timeout=_STOP_GRACE_S)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        # Under bwrap this kills the namespace's init, and with it the namespace.
+        _signal_group(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        _discard(self._home)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group(pgid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of each live process in group `pgid`, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        state, ppid, pgrp = stat[stat.rindex(b")") + 2:].split()[:3]
+        if int(pgrp) == pgid and state != b"Z":
+            members.append((int(entry), int(ppid)))
+    return members
+
+
+def _discard(path: Path | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- environment ---------------------------------------------------------------------
+
+
+def project_env(environ: Mapping[str, str], allow: Iterable[str] = (), *,
+                home: str) -> dict[str, str]:
+    """The environment a test command gets: the allowlist, the user's `test_env` names
+    (taken even when named like a secret: the user asked), toolchain locations, and a
+    private HOME."""
+    env = {k: v for k, v in environ.items()
+           if (k in _PASS or k.startswith("LC_")) and not looks_secret(k)}
+    env.update({k: environ[k] for k in allow if k in environ})
+    real_home = Path(environ.get("HOME") or Path.home())
+    for var, sub in _HOME_TOOLCHAINS.items():
+        if var not in env and (real_home / sub).is_dir():
+            env[var] = str(real_home / sub)
+    if any((real_home / ".local" / "lib").glob("python3*")) and "PYTHONUSERBASE" not in env:
+        env["PYTHONUSERBASE"] = str(real_home / ".local")  # pip install --user
+    env.update(HOME=home, TMPDIR="/tmp", GIT_TERMINAL_PROMPT="0")
+    return env
+
+
+# -- what the command needs to see -----------------------------------------------------
+
+
+def _programs(argv: list[str], path: str) -> list[Path]:
+    """The programs a command names: argv[0], and for `sh -c TEXT` each word of TEXT
+    that is a program on PATH; with the interpreter of each script's `#!` line."""
+    words = list(argv[:1])
+    if len(argv) >= 3 and Path(argv[0]).name in ("sh", "bash", "dash") and argv[1] == "-c":
+        try:
+            words += shlex.split(argv[2])[:50]
+        except ValueError:
+            words += argv[2].split()[:50]
+    found: list[Path] = []
+    for word in words:
+        if word.startswith("-") or "=" in word:
+            continue
+        hit = word if "/" in word else shutil.which(word, path=path)
+        if hit and os.path.isfile(hit):
+            found.append(Path(hit))
+            interpreter = _shebang(Path(hit))
+            if interpreter is not None:
+                found.append(interpreter)
+    return found
+
+
+def _shebang(path: Path) -> Path | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    return Path(words[0]) if words and words[0].startswith("/") else None
+
+
+def _install_roots(program: Path, home: Path) -> set[Path]:
+    """Where a program's installation lives (a virtualenv and the Python it was made
+    from, a toolchain prefix such as ~/.cargo), for the link and for its target."""
+    roots: set[Path] = set()
+    for exe in {program, _real(program)}:
+        bin_dir = exe.parent
+        venv_cfg = bin_dir.parent / "pyvenv.cfg"
+        if venv_cfg.is_file():
+            roots.add(bin_dir.parent)
+            base = _venv_home(venv_cfg)
+            if base is not None:
+                roots |= {base.parent, _real(base).parent}
+        elif bin_dir.name in ("bin", "sbin", "shims") and not _mixed(bin_dir.parent, home):
+            roots.add(bin_dir.parent)
+        else:
+            roots.add(bin_dir)
+    return roots
+
+
+def _venv_home(cfg: Path) -> Path | None:
+    try:
+        for line in cfg.read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home" and value.strip():
+                return Path(value.strip())
+    except OSError:
+        pass
+    return None
+
+
+def _mixed(directory: Path, home: Path) -> bool:
+    return directory in (home, Path("/")) or any(directory == home / m for m in _MIXED)
+
+
+def _git_common_dir(repo: Path) -> Path:
+    dot_git = repo / ".git"
+    if dot_git.is_file():  # a linked worktree or a submodule: follow `gitdir:`
+        text = dot_git.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            gitdir = (repo / text[len("gitdir:"):].strip()).resolve()
+            common = gitdir / "commondir"
+            if common.is_file():
+                return (gitdir / common.read_text().strip()).resolve()
+            return gitdir
+    return dot_git
+
+
+def _covered(path: Path, readable: set[Path], masks: set[Path]) -> bool:
+    """Whether a shallower readable path already shows `path` (no mask between them)."""
+    return any(q != path and _within(path, q)
+               and not any(_within(m, q) and m != q and _within(path, m) for m in masks)
+               for q in readable)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+# -- bubblewrap ----------------------------------------------------------------------
+
+
+@functools.cache
+def probe() -> tuple[str | None, str, str]:
+    """(path, `bubblewrap VERSION`, "") when bwrap can build a sandbox here, else
+    (None, "", why). Run once per process: installed is not enough (a kernel or
+    AppArmor policy can forbid the namespaces it needs)."""
+    if not sys.platform.startswith("linux"):
+        return None, "", f"bubblewrap is Linux-only and this is {sys.platform}"
+    path = shutil.which("bwrap")
+    if path is None:
+        return None, "", "bwrap not found on PATH"
+    try:
+        trial = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                                "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+                                "--", "/bin/sh", "-c", ":"],
+                               capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+        version = subprocess.run([path, "--version"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, "", f"{path} cannot be run ({exc})"
+    if trial.returncode != 0:
+        why = trial.stderr.decode("utf-8", "replace").strip().splitlines()
+        return None, "", (f"{path} cannot create a sandbox here "
+                          f"({why[-1] if why else trial.returncode})")
+    return path, version.stdout.decode().strip() or "bubblewrap", ""
+
+
+# -- leftovers -------------------------------------------------------------------------
+
+
+def reap(tag: str) -> list[int]:
+    """SIGKILL every process whose environment carries `tag` (a run's leftovers after
+    its agent died in a way the lifetime rules could not catch). Linux only; returns
+    the pids killed."""
+    if not tag or not Path("/proc").is_dir():
+        return []
+    marker = f"{TAG_VAR}={tag}".encode() + b"\0"
+    me, killed = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read() + b"\0"
+        except OSError:
+            continue
+        if b"\0" + marker in b"\0" + environ:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+            except OSError:
+                pass
+    return killed
