@@ -72,11 +72,14 @@ def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         _print_json({"run_id": outcome.run_id, "status": outcome.status, "reason": outcome.reason,
                      "cost_usd": round(spent, 6), "branch": (result or {}).get("branch"),
-                     "pending_wait": data.get("pending_wait"), "error": data.get("error")})
+                     "pending_wait": data.get("pending_wait"), "error": data.get("error"),
+                     "sandbox": reports.sandbox_detail(run, data),
+                     "repo_settings": data.get("repo_settings") or {}})
     else:
         from agent_cli.views.outcome import render_outcome
 
-        render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent)
+        render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent,
+                       reports.sandbox_detail(run, data))
     raise typer.Exit(exit_code(outcome))
 
 
@@ -98,13 +101,16 @@ def solve(
     max_cost: Annotated[float | None, typer.Option(help="Budget in USD.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Fix attempts before asking.")] = None,
     test_cmd: Annotated[str | None, typer.Option(help="Test command (default: detected).")] = None,
+    sandbox: Annotated[str | None, typer.Option(
+        help="Confine tests with bubblewrap: auto, required or off (default: auto).",
+        show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a run on ISSUE; stops at the approval gate (exit 75) unless auto-approved."""
     from agent_cli.pipeline import service
 
     flags = {"model": model, "auto_approve": auto_approve or None, "max_cost": max_cost,
-             "max_attempts": max_attempts, "test_cmd": test_cmd}
+             "max_attempts": max_attempts, "test_cmd": test_cmd, "sandbox": sandbox}
     with _progress(as_json) as progress:
         outcome = service.solve(issue, repo=repo, flags=flags, on_event=progress)
     _finish(outcome, repo, as_json)
@@ -288,12 +294,38 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    _stop_on_signals()
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
         app()
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
+    except SystemExit as exc:
+        # Outside a run, click turns an interruption into "Aborted!" and exit 1; a
+        # signal's own code tells a supervisor what happened.
+        if _signalled and exc.code == 1:
+            sys.exit(128 + _signalled[-1])
+        raise
+
+
+_signalled: list[int] = []
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal, `kill`, a CI runner giving up) end a run
+    as Ctrl-C does: the step records `interrupted`, the test processes are stopped,
+    and the run can be resumed. Exit code 128 + the signal (143, 129)."""
+    import signal
+
+    from agent_cli.durable.errors import Interrupted
+
+    def stop(signum: int, _frame: object) -> None:
+        _signalled.append(signum)
+        raise Interrupted(signum, signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 def _print_error(message: str, hint: str | None) -> None:

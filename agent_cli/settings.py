@@ -5,6 +5,15 @@ the repository's `.agentrc` > the user's `.agentrc` (in the platform's config
 directory, or `$AGENT_CONFIG_DIR`) > defaults. `ANTHROPIC_API_KEY` and
 `ANTHROPIC_BASE_URL` fill `api_key` and `base_url` when nothing above sets them.
 
+The repository is someone else's code, so its file is weighed, not obeyed (DESIGN.md,
+trust boundary): it can make a run cheaper or stricter than the user's own settings,
+never costlier or looser. A limit it sets counts only when lower than the user's
+(`LOWER_ONLY`); its `model` only when the user chose none; its `sandbox` only when
+stricter; `sandbox_network` only to turn the network off; and it may not set at all
+what could send the key elsewhere, skip consent, or let secrets into tests
+(`NOT_FROM_REPO`). `Settings.from_repository()` says what the file asked and what
+was applied, for the approval gate.
+
 Every layer is checked on its own before merging, so an unknown key or a value of
 the wrong type is reported with the file (or variable) it came from. The API key is
 never part of what a run records (`Settings.for_run()`).
@@ -14,11 +23,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
+from agent_cli.durable import redact
 from agent_cli.errors import UsageError
 
 RC_NAME = ".agentrc"
@@ -69,10 +79,24 @@ class Settings(BaseModel):
     )
     push: bool = Field(default=False, description="Push the branch and open a draft PR with gh.")
     keep_worktree: bool = Field(default=False, description="Keep the worktree after success.")
+    sandbox: Literal["auto", "required", "off"] = Field(
+        default="auto", description="Confine test runs with bubblewrap: auto (when present), "
+        "required (refuse without it), off.")
+    sandbox_network: bool = Field(default=False, description="Let sandboxed tests use the network.")
+    sandbox_read: list[str] = Field(
+        default_factory=list, description="Host paths sandboxed tests may read besides the defaults.")
+    test_env: list[str] = Field(
+        default_factory=list, description="Names of environment variables passed to tests.")
+
+    _from_repo: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
 
     def for_run(self) -> dict[str, Any]:
         """What a run records: everything but the key."""
         return self.model_dump(mode="json", exclude={"api_key"})
+
+    def from_repository(self) -> dict[str, dict[str, Any]]:
+        """Each key the repository's `.agentrc` set: `{"value", "applied", "note"}`."""
+        return dict(self._from_repo)
 
 
 def user_config_dir() -> Path:
@@ -84,36 +108,83 @@ def user_config_dir() -> Path:
 
 
 # A repository is someone else's code: its .agentrc may say how to run its tests, but
-# not where to send the user's API key, what models cost, or to skip the user's consent.
-NOT_FROM_REPO = ("api_key", "base_url", "prices", "push", "auto_approve")
+# not where to send the user's API key, what models cost, to skip the user's consent,
+# or which of the user's variables and files its tests may read.
+NOT_FROM_REPO = ("api_key", "base_url", "prices", "push", "auto_approve", "test_env",
+                 "sandbox_read")
+# Limits where a repository's value counts only when it is lower than the user's.
+LOWER_ONLY = ("max_cost", "max_attempts", "max_tokens", "context_tokens", "test_timeout",
+              "test_output_cap", "request_timeout", "max_retries", "locate_top")
+_STRICTNESS = {"off": 0, "auto": 1, "required": 2}
 
 
 def load_settings(repo: Path | None, flags: dict[str, Any] | None = None) -> Settings:
     """Merge every layer; raise `UsageError` naming the key and its source."""
-    layers: list[tuple[str, dict[str, Any]]] = []
     user_rc = user_config_dir() / RC_NAME
-    if user_rc.is_file():
-        layers.append((str(user_rc), _read_rc(user_rc)))
+    user = _read_rc(user_rc) if user_rc.is_file() else {}
+    _check_layer(str(user_rc), user)
+    repo_values: dict[str, Any] = {}
     if repo is not None and (repo / RC_NAME).is_file():
         repo_rc = repo / RC_NAME
-        values = _read_rc(repo_rc)
+        repo_values = _read_rc(repo_rc)
         for key in NOT_FROM_REPO:
-            if key in values:
+            if key in repo_values:
                 raise UsageError(
                     f"{repo_rc} sets {key!r}, which a repository's .agentrc may not set "
-                    "(it could send your key elsewhere, change prices or skip your approval)",
+                    "(it could send your key elsewhere, change prices, skip your approval "
+                    "or hand your secrets to its tests)",
                     hint=f"remove it there; set it in {user_rc}, an AGENT_* variable or a flag")
-        layers.append((str(repo_rc), values))
-    layers.append(("the environment", _from_env()))
-    layers.append(("the command line", {k: v for k, v in (flags or {}).items() if v is not None}))
-    merged: dict[str, Any] = {}
-    for source, values in layers:
-        _check_layer(source, values)
-        merged.update(values)
+        _check_layer(str(repo_rc), repo_values)
+    env = _from_env()
+    _check_layer("the environment", env)
+    cli = {k: v for k, v in (flags or {}).items() if v is not None}
+    _check_layer("the command line", cli)
+
+    overriding = {**env, **cli}  # above the repository's file in precedence
+    trusted = {**user, **overriding}
+    mine = Settings.model_validate(trusted)
+    merged = dict(trusted)
+    report: dict[str, dict[str, Any]] = {}
+    for key, raw in repo_values.items():
+        value = getattr(Settings.model_validate({key: raw}), key)
+        applied, note = _weigh(key, value, getattr(mine, key), key in overriding,
+                               key in trusted)
+        if applied:
+            merged[key] = value
+        report[key] = {"value": value, "applied": applied, "note": note}
     for key, var in (("api_key", "ANTHROPIC_API_KEY"), ("base_url", "ANTHROPIC_BASE_URL")):
         if merged.get(key) is None and os.environ.get(var):
             merged[key] = os.environ[var]
-    return Settings.model_validate(merged)
+    settings = Settings.model_validate(merged)
+    settings._from_repo = report
+    if settings.api_key is not None:  # from a file too: never written, never sent
+        redact.register(settings.api_key.get_secret_value())
+    return settings
+
+
+def _weigh(key: str, theirs: Any, mine: Any, overridden: bool, chosen: bool) -> tuple[bool, str]:
+    """Whether the repository's value for `key` applies, and a note for people."""
+    if key in LOWER_ONLY:
+        if theirs is not None and (mine is None or theirs < mine):
+            return True, "lower than yours" if mine is not None else "you set no limit"
+        return False, f"ignored: yours is {mine} (a repository can only lower a limit)"
+    if key == "model":
+        if chosen:
+            return False, f"ignored: you chose {mine}"
+        return True, "you chose no model"
+    if key == "sandbox":
+        if _STRICTNESS[theirs] > _STRICTNESS[mine]:
+            return True, "stricter than yours"
+        return (theirs == mine), ("same as yours" if theirs == mine else
+                                  f"ignored: yours is {mine} (a repository cannot loosen it)")
+    if key == "sandbox_network":
+        if not theirs:
+            return True, "network off"
+        return (mine is True), ("same as yours" if mine else
+                                "ignored: a repository cannot open the sandbox's network")
+    if overridden:
+        return False, "ignored: set by a flag or AGENT_* variable"
+    return True, "applied"
 
 
 def _read_rc(path: Path) -> dict[str, Any]:

@@ -75,9 +75,9 @@ def run_demo(directory: Path | None) -> int:
 
     def show(outcome: object) -> None:
         run = service.store_for(repo).get(outcome.run_id)  # type: ignore[attr-defined]
-        spent = reports.spent_usd(run)
+        spent, data = reports.spent_usd(run), run.load()
         render_outcome(outcome.run_id, outcome.status, outcome.reason,  # type: ignore[attr-defined]
-                       run.load(), spent)
+                       data, spent, reports.sandbox_detail(run, data))
 
     with progress() as p:
         outcome = service.solve(issue, repo=repo, flags=flags, on_event=p)

@@ -181,6 +181,8 @@ class TestResult(Strict):
     missing_targets: list[str]
     summary: str
     output_tail: str
+    sandbox: str = Field(default="", description="What confined the test command (bubblewrap, "
+                         "or UNCONFINED and why).")
 
 
 # -- 8. pull request -----------------------------------------------------------

@@ -25,7 +25,8 @@ from agent_cli.pipeline.artifacts import (
     SymbolRef,
     TestResult,
 )
-from agent_cli.workspace.edits import EditOutcome
+from agent_cli.workspace.edits import EditOutcome, confine
+from agent_cli.workspace.errors import EditRejected
 
 WHOLE_FILE_SHARE = 0.35  # a file bigger than this share of the budget is shown by symbols
 MAX_PROMPT_FILE_CHARS = 60_000
@@ -137,7 +138,12 @@ def show(repo: RepoRef, path: str) -> str:
 
 
 def file_for_prompt(root: Path, path: str) -> str:
-    target = root / path
+    """The text of a file of the worktree for the model; `path` comes from the model
+    (a plan, a diff a test run shaped), so it is confined before anything is read."""
+    try:
+        target = confine(root, path)
+    except EditRejected as exc:
+        return f"(not shown: {exc.message})"
     if not target.is_file():
         return "(the file does not exist yet)"
     text = target.read_text(encoding="utf-8", errors="replace")
@@ -148,6 +154,14 @@ def file_for_prompt(root: Path, path: str) -> str:
 
 def files_for_prompt(root: Path, paths: list[str]) -> str:
     return "\n".join(f"`{p}`:\n{file_for_prompt(root, p)}" for p in paths) or "(no files changed)"
+
+
+def path_errors(refused: dict[str, str]) -> str:
+    lines = "\n".join(f"- {why}" for why in refused.values())
+    return ("\nYour plan named paths the agent will not read or write:\n" + lines
+            + "\nEvery path must be a file inside the repository, relative to its root, not "
+            "under .git/ and not through a symbolic link that leaves the repository. Send the "
+            "plan again.\n")
 
 
 def edit_errors(failed: list[EditOutcome]) -> str:

@@ -24,7 +24,7 @@ AUTO = {"approved": True, "comment": "auto-approved (--auto-approve)"}
 def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
     analysis = analyze_issue(issue, repo_context(repo))
     exploration = explore_codebase(issue, analysis, repo)
-    plan = create_plan(issue, analysis, exploration)
+    plan = create_plan(issue, analysis, exploration, repo)
     approval = durable.wait("approve_plan", f"Approve this plan? {plan.summary}", Answer,
                             gate_metadata(plan), auto=AUTO if setting("auto_approve") else None)
     if not approval.approved:

@@ -91,7 +91,18 @@ def _summary(run: Run, data: dict[str, Any]) -> dict[str, Any]:
         "parent": data.get("parent"), "reason": data.get("reason"),
         "branch": result.get("branch") if isinstance(result, dict) else None,
         "base_commit": (data.get("repo") or {}).get("base_commit"),
+        "sandbox": sandbox_detail(run, data),
     }
+
+
+def sandbox_detail(run: Run, data: dict[str, Any]) -> str | None:
+    """What confined the run's tests: as the last test run recorded it, else as
+    checked when the run started (runs made before the sandbox existed: None)."""
+    for rec in reversed(run.records()):
+        output = rec.get("output")
+        if rec.get("name") == "run_tests" and isinstance(output, dict) and output.get("sandbox"):
+            return str(output["sandbox"])
+    return (data.get("sandbox") or {}).get("detail")
 
 
 def step_record(run: Run, step: str) -> dict[str, Any] | None:

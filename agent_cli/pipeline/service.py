@@ -23,6 +23,7 @@ from agent_cli.pipeline.flow import coding_agent
 from agent_cli.pipeline.runtime import Runtime, using
 from agent_cli.settings import Settings, load_settings
 from agent_cli.workspace import testrun
+from agent_cli.workspace.sandbox import Confinement, Sandbox
 from agent_cli.workspace.worktree import Worktree, head_commit, repo_root
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -79,6 +80,7 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
+    confinement = _confinement(settings.for_run())
     ref = RepoRef(path=str(root), base_commit=head_commit(root))
     if not settings.test_cmd and testrun.detect_test_command_at(root, ref.base_commit) is None:
         raise UsageError(f"cannot tell how to run the tests of {root} at its last commit",
@@ -88,7 +90,8 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
     run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
                          settings=settings.for_run(),
                          meta={"issue": {"title": issue.title, "path": issue.path},
-                               "repo": ref.model_dump()})
+                               "repo": ref.model_dump(), "sandbox": confinement.record(),
+                               "repo_settings": settings.from_repository()})
     outcome = _execute(run, settings, root, on_event=on_event)
     _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
     return outcome
@@ -143,6 +146,7 @@ def replay(ref: str | None, *, repo: Path, from_step: str, model: str | None = N
         _check_budget_enforceable(recorded, model)
     if max_attempts is not None and max_attempts < 0:
         raise UsageError("--max-attempts must be 0 or more")
+    _confinement(data.get("settings") or {})
     child = durable.fork(store, parent, from_step,
                          {"model": model, "max_attempts": max_attempts, "feedback": feedback})
     outcome = _execute(child, settings, root, on_event=on_event)
@@ -158,8 +162,9 @@ def _continue(run: durable.Run, repo: Path, answer: dict[str, Any] | None,
     root = repo_root(repo)
     _check_run_repo(run, root)
     settings = load_settings(root, {})
-    recorded_model = (run.load().get("settings") or {}).get("model") or "sonnet"
-    _check_can_call(settings, recorded_model)
+    recorded = run.load().get("settings") or {}
+    _check_can_call(settings, recorded.get("model") or "sonnet")
+    _confinement(recorded)
     return _execute(run, settings, root, answer=answer, on_event=on_event)
 
 
@@ -204,6 +209,13 @@ def _check_budget_enforceable(settings: Settings, model: str) -> None:
             f"--max-cost cannot be enforced: the price of {resolve_model(model)} is unknown",
             hint=f"give it in your user .agentrc: prices: {{{model}: {{input: USD_PER_MTOK, "
             "output: USD_PER_MTOK}}", )
+
+
+def _confinement(recorded: dict[str, Any]) -> Confinement:
+    """What will confine the run's tests; `sandbox: required` without a working
+    bubblewrap is refused here, before anything is written (exit 2)."""
+    return Sandbox(mode=recorded.get("sandbox") or "auto",
+                   network=bool(recorded.get("sandbox_network"))).confinement()
 
 
 def _check_can_call(settings: Settings, model: str) -> None:

@@ -38,9 +38,12 @@ from agent_cli.pipeline.artifacts import (
 )
 from agent_cli.pipeline.prompts import fingerprint_text, render, template
 from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting
+from agent_cli.settings import user_config_dir
+from agent_cli.workspace import sandbox as sandboxing
 from agent_cli.workspace import testrun
 from agent_cli.workspace.branch import commit_branch, push_and_open_pr
-from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits
+from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine_in_commit
+from agent_cli.workspace.errors import EditRejected
 from agent_cli.workspace.worktree import Worktree
 
 TOOLS: dict[str, type[BaseModel]] = {
@@ -76,13 +79,36 @@ def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> Exp
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)
-def create_plan(issue: Issue, analysis: AnalysisPlan,
-                exploration: ExplorationResult) -> ImplementationPlan:
-    draft: PlanDraft = _ask(
-        PlanDraft, "submit_plan", [ctx.issue_block(issue), ctx.exploration_block(exploration)],
-        render("plan", analysis=ctx.analysis_text(analysis), feedback=_feedback()))
+def create_plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult,
+                repo: RepoRef) -> ImplementationPlan:
+    shared = [ctx.issue_block(issue), ctx.exploration_block(exploration)]
+    instruction = render("plan", analysis=ctx.analysis_text(analysis), feedback=_feedback())
+    draft: PlanDraft = _ask(PlanDraft, "submit_plan", shared, instruction)
+    refused = _refused_paths(draft, repo)
+    if refused:  # one repair turn, as for edits that do not apply
+        draft = _ask(PlanDraft, "submit_plan", shared, instruction + ctx.path_errors(refused))
+        refused = _refused_paths(draft, repo)
+    if refused:
+        raise EditRejected(
+            "the model's plan names paths outside the repository, after one repair turn:\n"
+            + "\n".join(refused.values()),
+            hint=f"replay this step with another model or guidance: agent replay {run_id()} "
+            "--from create_plan --model M --feedback TEXT")
     return ImplementationPlan(summary=draft.summary, changes=draft.changes, tests=draft.tests,
                               estimate=_estimate(draft, exploration))
+
+
+def _refused_paths(draft: PlanDraft, repo: RepoRef) -> dict[str, str]:
+    """Each planned path that `confine_in_commit` refuses, with why. Checked before the
+    plan is shown to anyone: a path such as `pkg/settings.py` can be a committed symlink
+    to a file outside the repository, and looks harmless at the gate."""
+    refused = {}
+    for change in draft.changes:
+        try:
+            confine_in_commit(Path(repo.path), repo.base_commit, change.path)
+        except EditRejected as exc:
+            refused[change.path] = exc.message
+    return refused
 
 
 def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
@@ -101,7 +127,28 @@ def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
 
 
 def worktree(repo: RepoRef) -> Worktree:
+    """The run's worktree, after killing any process a dead predecessor of this
+    execution left running in it (before its files are rebuilt and reused)."""
+    leftovers = sandboxing.reap(run_id())
+    if leftovers:
+        durable.emit("leftovers_killed", pids=leftovers)
     return Worktree.ensure(Path(repo.path), run_id(), repo.base_commit)
+
+
+def sandbox() -> sandboxing.Sandbox:
+    """The confinement of this run's test commands, from its recorded settings."""
+    return sandboxing.Sandbox(
+        mode=str(setting("sandbox", "auto")),  # type: ignore[arg-type]
+        network=bool(setting("sandbox_network", False)),
+        pass_env=tuple(str(v) for v in setting("test_env", []) or []),  # type: ignore[union-attr]
+        read_paths=tuple(str(v) for v in setting("sandbox_read", []) or []),  # type: ignore[union-attr]
+        repo=rt().repo, hide=(user_config_dir(),), tag=run_id())
+
+
+def _record_process(label: str):  # type: ignore[no-untyped-def]
+    def record(proc: sandboxing.Process) -> None:
+        durable.note(**{label: {"pgid": proc.pid, "sandbox": proc.confinement.kind}})
+    return record
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("write"), uses_model=True)
@@ -157,10 +204,13 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestRe
     wt.materialize(changes.diff)
     command = test_command(wt.path)
     timeout = seconds_setting("test_timeout", 900)
+    box = sandbox()
     before = testrun.baseline(Path(repo.path), repo.base_commit, command,
-                              agent_dir=rt().agent_dir, timeout=timeout)
+                              agent_dir=rt().agent_dir, timeout=timeout, sandbox=box,
+                              on_start=_record_process("baseline_process"))
     now = testrun.run_tests(wt.path, command, timeout=timeout,
-                            output_cap=number_setting("test_output_cap", 200_000))
+                            output_cap=number_setting("test_output_cap", 200_000),
+                            sandbox=box, on_start=_record_process("test_process"))
     verdict = testrun.evaluate(now, before, targets)
     new_ids = [t.id for t in verdict.new_failures]
     counted = [t for t in now.tests if t.id in new_ids or t.id in verdict.failing_targets]
@@ -172,6 +222,7 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestRe
         preexisting_failures=verdict.preexisting_failures,
         failing_targets=verdict.failing_targets, missing_targets=verdict.missing_targets,
         summary=verdict.summary, output_tail=now.output_tail[-8000:],
+        sandbox=now.sandbox_detail,
     )
 
 

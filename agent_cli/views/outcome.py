@@ -13,12 +13,14 @@ from agent_cli.views.common import console, money
 
 
 def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str, Any],
-                   spent: float | None) -> None:
+                   spent: float | None, sandbox: str | None) -> None:
     out = console()
     pending = data.get("pending_wait") or {}
     if status == "waiting":
-        out.print(_gate(run_id, pending, spent))
+        out.print(_gate(run_id, pending, spent, sandbox, data.get("repo_settings") or {}))
         return
+    if sandbox and sandbox.startswith("UNCONFINED") and status != "rejected":
+        out.print(f"[bold yellow]tests ran {escape(sandbox)}[/]")
     cost = f" — spent {money(spent)}" if spent is not None else ""
     if status == "succeeded":
         result = data.get("result") or {}
@@ -48,7 +50,8 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print(f"run {run_id} interrupted{cost}; resume with: agent resume {run_id}")
 
 
-def _gate(run_id: str, pending: dict[str, Any], spent: float | None) -> Panel:
+def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: str | None,
+          repo_settings: dict[str, Any]) -> Panel:
     meta = pending.get("metadata") or {}
     key = pending.get("key", "")
     body = Table.grid(padding=(0, 1))
@@ -66,6 +69,8 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None) -> Panel:
         est = meta.get("estimated_cost_usd")
         body.add_row(f"estimated cost of the rest of the run: {money(est)} "
                      f"(~{meta.get('estimated_tokens', 0):,} tokens); spent so far: {money(spent)}")
+        for line in _trust_lines(sandbox, repo_settings):
+            body.add_row(line)
         title = "plan ready for approval"
         approve = f"agent approve {run_id}"
     elif key.startswith("budget"):
@@ -80,7 +85,24 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None) -> Panel:
             body.add_row(Text(f"  ✗ {f}"))
         title = "waiting for a decision"
         approve = f"agent approve {run_id}"
+    if not key.startswith("approve_plan") and sandbox and sandbox.startswith("UNCONFINED"):
+        body.add_row(Text(f"tests run {sandbox}", style="bold yellow"))
     body.add_row("")
     body.add_row(f"approve: [bold]{approve}[/]")
     body.add_row(f"reject:  [bold]agent reject {run_id} --reason TEXT[/]")
     return Panel(body, title=f"{title} — run {run_id}", title_align="left")
+
+
+def _trust_lines(sandbox: str | None, repo_settings: dict[str, Any]) -> list[Text]:
+    """What the user should weigh before saying yes: where the tests will run, and
+    what the repository's own .agentrc asked for."""
+    lines = []
+    if sandbox:
+        unconfined = sandbox.startswith("UNCONFINED")
+        lines.append(Text(f"tests will run {sandbox}" if unconfined else f"tests run in {sandbox}",
+                          style="bold yellow" if unconfined else ""))
+    if repo_settings:
+        lines.append(Text("from the repository's .agentrc:"))
+        for key, said in repo_settings.items():
+            lines.append(Text(f"  {key}: {said.get('value')!r} — {said.get('note')}"))
+    return lines

@@ -24,6 +24,10 @@ def render_timeline(t: dict[str, Any]) -> None:
         if run.get("overrides"):
             head += f" with {', '.join(f'{k}={v}' for k, v in run['overrides'].items())}"
     out.print(escape(head))
+    if run.get("sandbox"):
+        style = "bold yellow" if run["sandbox"].startswith("UNCONFINED") else ""
+        line = f"tests: {escape(run['sandbox'])}"
+        out.print(f"[{style}]{line}[/]" if style else line)
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
     for col in ("#", "step", "status", "time", "model", "tokens", "cost", "notes"):
         table.add_column(col, justify="right" if col in ("#", "time", "tokens", "cost") else "left")
@@ -107,6 +111,8 @@ def _plan(plan: dict[str, Any]) -> Panel:
 def _tests(r: dict[str, Any]) -> Panel:
     lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {r['summary']}"),
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
+    if r.get("sandbox"):
+        lines.append(escape(f"sandbox: {r['sandbox']}"))
     for f in r["failures"]:
         last = f["message"].strip().splitlines()[-1][:200] if f["message"].strip() else ""
         lines += [f"[red]✗ {escape(f['id'])}[/]", "    " + escape(last)]

@@ -47,9 +47,11 @@ def test_precedence_flags_env_repo_user(tmp_path: Path, clean_env: Path,
     monkeypatch.setenv("AGENT_MAX_COST", "3.5")
     s = load_settings(repo, {"max_cost": 9.0, "model": None})
     assert s.test_timeout == 5  # user file
-    assert s.model == "opus"  # repo beats user
-    assert s.max_attempts == 4  # env beats repo
-    assert s.max_cost == 9.0  # flag beats env; a None flag is "not given"
+    assert s.model == "haiku"  # the user chose a model: the repository's is not taken
+    assert s.max_attempts == 2  # the repository's limit is lower than the env's 4
+    assert s.max_cost == 2.0  # ... and than the flag's 9.0; a None flag is "not given"
+    assert load_settings(None, {"max_cost": 9.0}).max_cost == 9.0  # flag beats env
+    assert load_settings(None).max_attempts == 4  # env beats the user's file
 
 
 def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
@@ -120,3 +122,51 @@ def test_unrelated_agent_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AGENT_ID", "42")  # Azure Pipelines and others set these
     monkeypatch.setenv("AGENT_NAME", "build-host")
     assert load_settings(None).model == "sonnet"
+
+
+def test_a_repository_cannot_raise_the_users_limits_or_pick_a_costlier_model(
+        tmp_path: Path, clean_env: Path) -> None:
+    write(clean_env / ".agentrc", {"max_cost": 0.001, "model": "haiku"})
+    write(tmp_path / ".agentrc", {"max_cost": 100000, "model": "opus", "max_attempts": 1000,
+                                  "test_timeout": 100000, "max_tokens": 64000})
+    s = load_settings(tmp_path)
+    assert (s.max_cost, s.model, s.max_attempts, s.test_timeout, s.max_tokens) == \
+        (0.001, "haiku", 3, 900, 8192)
+    report = s.from_repository()
+    assert set(report) == {"max_cost", "model", "max_attempts", "test_timeout", "max_tokens"}
+    assert not any(r["applied"] for r in report.values())
+    assert "yours is 0.001" in report["max_cost"]["note"]
+    assert "you chose haiku" in report["model"]["note"]
+
+
+def test_a_repository_can_make_a_run_cheaper_or_stricter(tmp_path: Path) -> None:
+    write(tmp_path / ".agentrc", {"max_cost": 2.5, "max_attempts": 1, "test_timeout": 60,
+                                  "model": "haiku", "sandbox": "required",
+                                  "sandbox_network": False, "test_cmd": "make check"})
+    s = load_settings(tmp_path)
+    assert (s.max_cost, s.max_attempts, s.test_timeout, s.model, s.sandbox, s.test_cmd) == \
+        (2.5, 1, 60, "haiku", "required", "make check")
+    assert all(r["applied"] for r in s.from_repository().values())
+    assert s.from_repository()["max_cost"]["note"] == "you set no limit"
+
+
+def test_a_repository_cannot_loosen_the_sandbox(tmp_path: Path, clean_env: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / ".agentrc", {"sandbox": "off", "sandbox_network": True})
+    s = load_settings(tmp_path)
+    assert s.sandbox == "auto" and s.sandbox_network is False
+    assert not any(r["applied"] for r in s.from_repository().values())
+    write(clean_env / ".agentrc", {"sandbox_network": True})  # the user may
+    monkeypatch.setenv("AGENT_SANDBOX", "off")
+    s = load_settings(tmp_path)
+    assert s.sandbox == "off" and s.sandbox_network is True
+
+
+@pytest.mark.parametrize("key,value", [("test_env", ["ANTHROPIC_API_KEY"]),
+                                       ("sandbox_read", ["~/.ssh"])])
+def test_a_repository_cannot_reach_the_users_secrets(tmp_path: Path, key: str,
+                                                     value: object) -> None:
+    write(tmp_path / ".agentrc", {key: value})
+    with pytest.raises(UsageError) as err:
+        load_settings(tmp_path)
+    assert f"sets {key!r}" in err.value.message
