@@ -116,6 +116,7 @@ NOT_FROM_REPO = ("api_key", "base_url", "prices", "push", "auto_approve", "test_
 LOWER_ONLY = ("max_cost", "max_attempts", "max_tokens", "context_tokens", "test_timeout",
               "test_output_cap", "request_timeout", "max_retries", "locate_top")
 _STRICTNESS = {"off": 0, "auto": 1, "required": 2}
+_LISTS = ("test_env", "sandbox_read")
 
 
 def load_settings(repo: Path | None, flags: dict[str, Any] | None = None) -> Settings:
@@ -217,6 +218,8 @@ def _from_env() -> dict[str, Any]:
                 out[key] = yaml.safe_load(value)
             except yaml.YAMLError as exc:
                 raise UsageError(f"{name} is not valid YAML: {exc}") from exc
+        elif key in _LISTS:  # AGENT_TEST_ENV=PGHOST,PGPORT
+            out[key] = [item.strip() for item in value.split(",") if item.strip()]
         else:
             out[key] = value
     return out

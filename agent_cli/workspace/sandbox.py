@@ -190,7 +190,13 @@ class Sandbox:
         for secret in (real_home / name for name in _SECRET_FILES):
             if secret.is_file() and any(_within(secret, p) for p in readable):
                 args += ["--ro-bind", "/dev/null", str(secret)]
-        args += ["--dir", _HOME_IN_SANDBOX, "--unshare-all"]
+        args += ["--dir", _HOME_IN_SANDBOX]
+        # What hides a directory is read-only too: a write there fails, rather than
+        # seeming to work and vanishing. /tmp stays the private, writable one.
+        for mask in sorted(masks, key=lambda m: len(m.parts)):
+            if mask != Path("/tmp"):
+                args += ["--remount-ro", str(mask)]
+        args += ["--unshare-all"]
         if self.network:
             args.append("--share-net")
         args += ["--die-with-parent", "--cap-drop", "ALL", "--chdir", str(_real(cwd))]

@@ -170,3 +170,11 @@ def test_a_repository_cannot_reach_the_users_secrets(tmp_path: Path, key: str,
     with pytest.raises(UsageError) as err:
         load_settings(tmp_path)
     assert f"sets {key!r}" in err.value.message
+
+
+def test_list_settings_from_the_environment_are_comma_separated(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_TEST_ENV", "PGHOST, PGPORT,")
+    monkeypatch.setenv("AGENT_SANDBOX_READ", "/opt/data")
+    s = load_settings(None)
+    assert s.test_env == ["PGHOST", "PGPORT"] and s.sandbox_read == ["/opt/data"]

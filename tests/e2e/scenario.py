@@ -90,6 +90,22 @@ def agent(args: list[str], repo: Path, env: dict[str, str], timeout: float = 120
                           capture_output=True, text=True, timeout=timeout)
 
 
+def write_call_for(path: str):  # type: ignore[no-untyped-def]
+    """A route predicate: the write_code call for `path`."""
+    return lambda r: f"one file: `{path}`" in r.last_user_text
+
+
+def without_bwrap(tmp_path: Path) -> str:
+    """A PATH with git but no bwrap: agent's `auto` sandbox falls back to unconfined."""
+    bin_dir = tmp_path / "bin-without-bwrap"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("git", "sh"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
 def script_happy(server: FakeAnthropic) -> None:
     server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
     server.route(tool="submit_plan", reply=tool_reply(plan()))

@@ -28,6 +28,7 @@ from tests.e2e.scenario import (
     make_repo,
     plan,
     script_happy,
+    write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply
 
@@ -182,22 +183,18 @@ def test_reject_at_the_gate_leaves_no_branch_and_no_worktree(
 THREE = ("shopcart/cart.py", "shopcart/coupons.py", "README.md")
 
 
-def _write_call_for(path: str):  # type: ignore[no-untyped-def]
-    return lambda r: f"one file: `{path}`" in r.last_user_text
-
-
 def test_sigkill_during_write_code_resume_pays_one_more_call(
         repo: Path, env: dict, server: FakeAnthropic) -> None:
     server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
     server.route(tool="submit_plan", reply=tool_reply(plan(*THREE)))
-    server.route(tool="submit_edits", when=_write_call_for(THREE[0]),
+    server.route(tool="submit_edits", when=write_call_for(THREE[0]),
                  reply=tool_reply(edits(THREE[0], BUGGY, FIXED)))
-    server.route(tool="submit_edits", when=_write_call_for(THREE[1]),
+    server.route(tool="submit_edits", when=write_call_for(THREE[1]),
                  reply=tool_reply(edits(THREE[1], '"""Coupon codes', '"""Coupon codes (case-insensitive)')))
     third = edits(THREE[2], "# shopcart\n", "# shopcart\n\nCoupons: SAVE<n> is a percentage.\n")
-    server.route(tool="submit_edits", when=_write_call_for(THREE[2]), times=1,
+    server.route(tool="submit_edits", when=write_call_for(THREE[2]), times=1,
                  reply=delay(120, tool_reply(third)))
-    server.route(tool="submit_edits", when=_write_call_for(THREE[2]), reply=tool_reply(third))
+    server.route(tool="submit_edits", when=write_call_for(THREE[2]), reply=tool_reply(third))
     server.route(tool="submit_pr", reply=tool_reply(PR))
 
     proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo),
