@@ -224,3 +224,36 @@ def test_symlink_inside_the_worktree_is_allowed(root: Path) -> None:
 def test_confine_raises_for_direct_callers(root: Path) -> None:
     with pytest.raises(EditRejected, match=r"refused: \.\./x is outside the worktree"):
         confine(root, "../x")
+
+
+def test_plan_paths_are_confined_in_the_base_commit_tree(tmp_path: Path) -> None:
+    from agent_cli.workspace import confine_in_commit
+    from tests.workspace.conftest import make_repo, sh
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    repo = make_repo(tmp_path / "repo")
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "mod.py").write_text("x = 1\n")
+    links = {"pkg/settings.py": str(outside), "pkg/up.py": "../../secret.txt",
+             "alias": "pkg", "gitlink": ".git", "loop": "loop", "top": "."}
+    for name, target in links.items():
+        (repo / name).symlink_to(target)
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "-m", "links")
+    head = sh(repo, "git", "rev-parse", "HEAD")
+    (repo / "pkg" / "settings.py").unlink()  # the check reads the commit, not the disk
+
+    assert confine_in_commit(repo, head, "pkg/mod.py") == "pkg/mod.py"
+    assert confine_in_commit(repo, head, "alias/mod.py") == "pkg/mod.py"
+    assert confine_in_commit(repo, head, "pkg/new_file.py") == "pkg/new_file.py"
+    refused = {
+        "/etc/passwd": "absolute path", "../secret.txt": "outside the worktree",
+        ".git/config": "inside .git/", "pkg/settings.py": "through a symbolic link",
+        "pkg/up.py": "through a symbolic link", "gitlink/config": "leads into .git/",
+        "loop/x": "too many symbolic links", "top": "the worktree itself",
+    }
+    for path, why in refused.items():
+        with pytest.raises(EditRejected) as err:
+            confine_in_commit(repo, head, path)
+        assert why in err.value.message, (path, err.value.message)

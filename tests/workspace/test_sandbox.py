@@ -1,0 +1,206 @@
+"""The one door for project code, rule by rule, with real processes under real bwrap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent_cli.workspace import sandbox as sandboxing
+from agent_cli.workspace.sandbox import Sandbox, SandboxUnavailable, project_env, reap
+from agent_cli.workspace.testrun import run_tests
+from tests.workspace.conftest import make_repo
+
+
+def run(box: Sandbox, code: str, cwd: Path, **kwargs: object) -> tuple[int, str]:
+    proc = box.start([sys.executable, "-c", code], cwd=cwd, **kwargs)  # type: ignore[arg-type]
+    out, _ = proc.popen.communicate(timeout=60)
+    proc.kill()
+    proc.close()
+    return proc.popen.returncode, out.decode()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> tuple[Path, Path]:
+    """A user's checkout with uncommitted secrets, and a worktree inside it."""
+    repo = make_repo(tmp_path / "checkout")
+    (repo / ".env").write_text("DB_PASSWORD=uncommitted-secret\n")
+    worktree = repo / ".agent" / "worktrees" / "run1"
+    worktree.mkdir(parents=True)
+    return repo, worktree
+
+
+def test_the_environment_is_an_allowlist() -> None:
+    environ = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "LC_TIME": "de_DE", "HOME": "/home/u",
+               "ANTHROPIC_API_KEY": "sk-ant-x", "AGENT_MODEL": "opus", "GITHUB_TOKEN": "ghp_x",
+               "AWS_REGION": "eu-west-1", "DATABASE_URL": "postgres://u:p@h/db",
+               "VIRTUAL_ENV": "/v", "PGHOST": "db", "MY_API_KEY": "k"}
+    env = project_env(environ, ("PGHOST", "MY_API_KEY", "NOT_SET"), home="/tmp/home")
+    assert env["PATH"] == "/usr/bin" and env["LC_TIME"] == "de_DE" and env["VIRTUAL_ENV"] == "/v"
+    assert env["HOME"] == "/tmp/home" and env["TMPDIR"] == "/tmp"
+    assert env["PGHOST"] == "db" and env["MY_API_KEY"] == "k"  # listed by the user: passed
+    for name in ("ANTHROPIC_API_KEY", "AGENT_MODEL", "GITHUB_TOKEN", "AWS_REGION",
+                 "DATABASE_URL", "NOT_SET"):
+        assert name not in env
+
+
+def test_bwrap_hides_the_checkout_and_home_and_keeps_git_read_only(
+        checkout: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        needs_bwrap: None) -> None:
+    repo, worktree = checkout
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE")
+    monkeypatch.setenv("HOME", str(home))
+    code = f"""
+import os, pathlib
+def attempt(what, f):
+    try:
+        f(); print(what, "ok")
+    except OSError as e:
+        print(what, type(e).__name__)
+attempt("read .env", lambda: pathlib.Path({str(repo / '.env')!r}).read_text())
+attempt("read key", lambda: pathlib.Path({str(home / '.ssh/id_rsa')!r}).read_text())
+attempt("read git", lambda: pathlib.Path({str(repo / '.git/HEAD')!r}).read_text())
+attempt("write git", lambda: pathlib.Path({str(repo / '.git/hooks/pre-commit')!r}).write_text("x"))
+attempt("write checkout", lambda: pathlib.Path({str(repo / 'x.py')!r}).write_text("x"))
+attempt("write worktree", lambda: pathlib.Path("made.txt").write_text("x"))
+attempt("write tmp", lambda: pathlib.Path("/tmp/scratch").write_text("x"))
+attempt("write usr", lambda: pathlib.Path("/usr/x").write_text("x"))
+print("home", os.environ["HOME"], sorted(os.listdir(os.environ["HOME"])))
+print("caps", [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")])
+"""
+    code_, out = run(Sandbox(repo=repo, tag="t"), code, worktree)
+    assert code_ == 0, out
+    assert "read .env FileNotFoundError" in out and "read key FileNotFoundError" in out
+    assert "read git ok" in out and "write git OSError" in out
+    assert "write checkout OSError" in out and "write usr OSError" in out
+    assert "write worktree ok" in out and "write tmp ok" in out
+    assert "home /tmp/home []" in out and "caps ['0000000000000000']" in out
+    assert (worktree / "made.txt").exists() and not (repo / "x.py").exists()
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_bwrap_has_no_network_unless_the_user_allows_it(tmp_path: Path,
+                                                        needs_bwrap: None) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    code = f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).close(); print("connected")
+except OSError as e:
+    print("refused", e)
+"""
+    assert "refused" in run(Sandbox(), code, tmp_path)[1]
+    assert "connected" in run(Sandbox(network=True), code, tmp_path)[1]
+    server.close()
+
+
+def test_sandbox_read_opens_a_hidden_path_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    needs_bwrap: None) -> None:
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "fixture.csv").write_text("a,b\n")
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "work"
+    work.mkdir()
+    code = f"print(open({str(home / 'data/fixture.csv')!r}).read())"
+    assert "No such file" in run(Sandbox(), code, work)[1]
+    assert "a,b" in run(Sandbox(read_paths=(str(home / "data"),)), code, work)[1]
+
+
+def test_a_timed_out_suite_under_bwrap_still_writes_its_report(tmp_path: Path,
+                                                               needs_bwrap: None) -> None:
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_fast():\n    pass\n\ndef test_hang():\n"
+        "    print('about to hang', flush=True)\n    time.sleep(60)\n")
+    started = time.monotonic()
+    result = run_tests(tmp_path, [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
+                       timeout=3)
+    assert time.monotonic() - started < 15
+    assert result.timed_out and result.sandbox == "bwrap"
+    # SIGINT reached pytest (not bwrap, whose death would take the namespace along):
+    assert "KeyboardInterrupt" in result.output_tail and "about to hang" in result.output_tail
+    assert [t.outcome for t in result.tests if t.id.endswith("test_fast")] == ["passed"]
+
+
+def test_required_without_bwrap_is_refused_and_auto_says_unconfined(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap there
+    sandboxing.probe.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable) as err:
+            Sandbox(mode="required").confinement()
+        assert "bwrap not found" in err.value.message and "apt install bubblewrap" in err.value.hint
+        assert err.value.exit_code == 2
+        auto = Sandbox().confinement()
+        assert auto.kind == "none" and auto.detail.startswith("UNCONFINED: bwrap not found")
+    finally:
+        sandboxing.probe.cache_clear()
+    assert Sandbox(mode="off").confinement().detail.startswith("UNCONFINED: sandbox is off")
+
+
+def test_unconfined_children_die_with_the_agent_even_after_setsid(tmp_path: Path) -> None:
+    """The supervisor (_reaper.py): SIGKILL the process that started the command, and
+    a setsid'd grandchild dies too."""
+    marker = f"reaper-test-{os.getpid()}-{time.monotonic_ns()}"
+    half = len(marker) // 2  # the launcher's own command line must not hold the marker
+    launcher = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from pathlib import Path
+from agent_cli.workspace.sandbox import Sandbox
+marker = {marker[:half]!r} + {marker[half:]!r}
+code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+        f"'import time; time.sleep(60)', {{marker!r}}], start_new_session=True); time.sleep(60)")
+proc = Sandbox(mode="off").start([sys.executable, "-c", code, marker], cwd=Path({str(tmp_path)!r}))
+print("started", flush=True)
+time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE)
+    assert parent.stdout is not None and parent.stdout.readline() == b"started\n"
+    deadline = time.monotonic() + 10
+    while len(_with_marker(marker)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_with_marker(marker)) == 3  # the supervisor, the command, its setsid child
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker) == []
+
+
+def test_reap_kills_what_carries_the_runs_tag(tmp_path: Path) -> None:
+    tagged = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              env={**os.environ, sandboxing.TAG_VAR: "run-42"},
+                              start_new_session=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             env={**os.environ, sandboxing.TAG_VAR: "run-420"})
+    try:
+        assert reap("run-42") == [tagged.pid]
+        assert tagged.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        other.kill()
+        tagged.kill()
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != "Z" and int(entry) != os.getpid():
+            found.append(int(entry))
+    return found
