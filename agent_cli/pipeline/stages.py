@@ -8,6 +8,7 @@ with its model calls served from the journal, ends in the same place.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -242,12 +243,24 @@ def test_command(root: Path) -> list[str] | str:
 
 def project_python(repo: Path) -> str:
     """The interpreter that has the project's dependencies: its own virtualenv, the
-    active one, or (the demo, or a project without one) the interpreter agent runs on."""
+    active one, or (the demo, or a project without one) the interpreter agent runs on.
+    A virtualenv the repository ships (tracked in git) is not the user's: skipped, as
+    the sandbox would make whatever its pyvenv.cfg names readable."""
     for venv in (repo / ".venv", repo / "venv", Path(os.environ.get("VIRTUAL_ENV", "/nonexistent"))):
         python = venv / "bin" / "python"
-        if python.is_file():
+        if python.is_file() and not _tracked(repo, venv):
             return str(python)
     return sys.executable
+
+
+def _tracked(repo: Path, path: Path) -> bool:
+    try:
+        rel = path.relative_to(repo)
+    except ValueError:
+        return False
+    listed = subprocess.run(["git", "ls-files", "-z", "--", str(rel)], cwd=repo,
+                            capture_output=True, check=False)
+    return bool(listed.stdout)
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)

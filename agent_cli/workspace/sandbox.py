@@ -40,10 +40,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from agent_cli.durable.redact import looks_secret
 from agent_cli.errors import UsageError
@@ -58,7 +60,8 @@ _STOP_GRACE_S = 2.0
 
 # Passed through from the agent's environment (with every LC_*): what a test command
 # needs to find its tools and speak the user's locale, and nothing that authenticates.
-_PASS = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "VIRTUAL_ENV",
+_PASS = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "GIT_AUTHOR_NAME",
+         "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "VIRTUAL_ENV",
          "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYENV_VERSION", "PYENV_ROOT", "GOPATH",
          "GOROOT", "GOMODCACHE", "GOFLAGS", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN",
          "JAVA_HOME", "NODE_PATH", "NVM_DIR")
@@ -68,6 +71,12 @@ _HOME_TOOLCHAINS = {"RUSTUP_HOME": ".rustup", "CARGO_HOME": ".cargo", "GOPATH": 
                     "PYENV_ROOT": ".pyenv", "NVM_DIR": ".nvm"}
 # Credentials that live inside toolchain directories made readable above.
 _SECRET_FILES = (".cargo/credentials", ".cargo/credentials.toml")
+# Hidden (with $HOME, the checkout and the agent's config directory): people's files,
+# mounted data, and the directories where services keep sockets a test could connect
+# to even without a network (as root, whatever their permissions).
+_MASKED = ("/tmp", "/run", "/var/run", "/home", "/root", "/mnt", "/media", "/srv",
+           "/var/snap", "/var/lib/docker", "/var/lib/containerd", "/var/lib/kubelet",
+           "/var/lib/lxd", "/var/lib/mysql", "/var/lib/postgresql")
 # Directories under home that hold a mix of tools and personal data: a program found
 # in one of their bin/ directories exposes that directory, not the whole tree.
 _MIXED = (".local", ".config", ".cache")
@@ -126,9 +135,14 @@ class Sandbox:
     def start(self, argv: list[str], *, cwd: Path, writable: Iterable[Path] = (),
               env: Mapping[str, str] | None = None) -> Process:
         """Start `argv` in `cwd` (writable), confined; `env` adds to the allowlist.
-        Raises `FileNotFoundError` when the program does not exist."""
+
+        The caller vouches for `argv[0]` (the runner's own interpreter, the user's
+        virtualenv, a program name): its installation is made readable. Nothing else
+        the command says opens a hole: of `sh -c TEXT`, only bare program names found
+        on the user's PATH count. Raises `FileNotFoundError` when the program does
+        not exist."""
         confinement = self.confinement()
-        home = Path(tempfile.mkdtemp(prefix="agent-home-")) if confinement.kind == "none" else None
+        home = _private_home() if confinement.kind == "none" else None
         child_env = project_env(os.environ, self.pass_env,
                                 home=str(home) if home else _HOME_IN_SANDBOX)
         child_env.update(env or {})
@@ -138,68 +152,122 @@ class Sandbox:
             _discard(home)
             raise FileNotFoundError(2, "No such file or directory", argv[0])
         supervised = confinement.kind == "none" and sys.platform.startswith("linux")
-        if confinement.kind == "bwrap":
-            full = [*self._bwrap_args(argv, cwd, writable, child_env), "--", *argv]
-        elif supervised:
-            full = [sys.executable, "-I", "-S", str(_REAPER), str(os.getpid()), "--", *argv]
-        else:
-            full = list(argv)
+        data = tempfile.TemporaryFile() if confinement.kind == "bwrap" else None
         try:
+            if confinement.kind == "bwrap":
+                assert data is not None
+                full = [*self._bwrap_args(argv, cwd, writable, child_env, data), "--", *argv]
+            elif supervised:
+                _harden_agent()
+                full = [sys.executable, "-I", "-S", str(_REAPER), str(os.getpid()), "--", *argv]
+            else:
+                full = list(argv)
             popen = subprocess.Popen(full, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     pass_fds=(data.fileno(),) if data else ())
         except BaseException:
             _discard(home)
             raise
+        finally:
+            if data is not None:
+                data.close()  # bwrap copied it before it runs anything
         return Process(popen, confinement, supervised=supervised, home=home)
 
     def _bwrap_args(self, argv: list[str], cwd: Path, writable: Iterable[Path],
-                    env: Mapping[str, str]) -> list[str]:
+                    env: Mapping[str, str], data: IO[bytes]) -> list[str]:
         bwrap, _, _ = probe()
         real_home = Path(os.environ.get("HOME") or Path.home())
-        masks = {Path("/tmp"), Path("/run"), Path("/home"), Path("/root"), real_home,
-                 *self.hide, *([self.repo] if self.repo else [])}
-        masks = {_real(m) for m in masks if m.is_dir()} - {Path("/")}
-
-        readable: set[Path] = set()
-        for program in _programs(argv, env.get("PATH", "")):
-            readable |= _install_roots(program, real_home)
-        readable |= {Path(p) for p in env.get("PATH", "").split(os.pathsep) if p}
-        readable |= {Path(env[v]) for v in (*_HOME_TOOLCHAINS, "VIRTUAL_ENV", "CONDA_PREFIX",
-                                             "GOMODCACHE", "GOROOT", "JAVA_HOME") if env.get(v)}
-        if env.get("PYTHONUSERBASE"):
-            readable.add(Path(env["PYTHONUSERBASE"]) / "lib")
-        readable |= {Path(p).expanduser() for p in self.read_paths}
+        masks = self._masks(real_home)
+        holes = {p for p in self._holes(argv, env, real_home, masks) if _is_hole(p, masks)}
+        holes |= {p for p in (Path(r).expanduser() for r in self.read_paths)
+                  if p.is_absolute() and p.exists()}  # the user's explicit choice
         if self.repo is not None:
-            readable.add(_git_common_dir(self.repo))
+            holes.add(_git_common_dir(self.repo))
         if self.network:
-            readable.add(Path("/run/systemd/resolve"))  # where /etc/resolv.conf often points
-        # Only holes in what is hidden; never a path that would re-expose all of /tmp.
-        readable = {p for p in readable if p.is_absolute() and p.exists()
-                    and not _within(Path("/tmp"), _real(p))
-                    and any(_within(_real(p), m) or _within(p, m) for m in masks)}
-        readable = {p for p in readable if not _covered(p, readable, masks)}
+            holes.add(Path("/run/systemd/resolve"))  # where /etc/resolv.conf often points
+        holes = {p for p in holes if p.exists() and not _within(Path("/tmp"), _real(p))
+                 and any(_within(_real(p), m) or _within(p, m) for m in masks)}
+        holes = {p for p in holes if not _covered(p, holes, masks)}
         writable_dirs = {_real(cwd), *(_real(Path(w)) for w in writable)}
 
         mounts = [(m, 0, "--tmpfs") for m in masks]
-        mounts += [(p, 1, "--ro-bind") for p in readable]
+        mounts += [(p, 1, "--ro-bind") for p in holes]
         mounts += [(w, 2, "--bind") for w in writable_dirs]
-        args = [bwrap or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args = [bwrap or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                # bwrap covers /proc/sysrq-trigger and friends, not /proc/sys: as root, a
+                # test could set kernel.core_pattern and have the host run its script.
+                "--ro-bind", "/proc/sys", "/proc/sys"]
         for path, _, how in sorted(mounts, key=lambda m: (len(m[0].parts), m[1], str(m[0]))):
             args += [how, str(path)] if how == "--tmpfs" else [how, str(path), str(path)]
-        for secret in (real_home / name for name in _SECRET_FILES):
-            if secret.is_file() and any(_within(secret, p) for p in readable):
-                args += ["--ro-bind", "/dev/null", str(secret)]
+        args += self._covers(cwd, real_home, holes, data)
         args += ["--dir", _HOME_IN_SANDBOX]
         # What hides a directory is read-only too: a write there fails, rather than
         # seeming to work and vanishing. /tmp stays the private, writable one.
         for mask in sorted(masks, key=lambda m: len(m.parts)):
             if mask != Path("/tmp"):
                 args += ["--remount-ro", str(mask)]
-        args += ["--unshare-all"]
+        args += ["--unshare-all", "--unshare-user", "--disable-userns"]
         if self.network:
             args.append("--share-net")
         args += ["--die-with-parent", "--cap-drop", "ALL", "--chdir", str(_real(cwd))]
+        return args
+
+    def _masks(self, real_home: Path) -> set[Path]:
+        """Directories replaced by empty read-only ones: where people keep secrets and
+        data, where services keep their sockets, and the user's own checkout."""
+        masks = {*map(Path, _MASKED), real_home, *self.hide, *([self.repo] if self.repo else [])}
+        return {_real(m) for m in masks if m.is_dir() and not m.is_symlink()} - {Path("/")}
+
+    def _holes(self, argv: list[str], env: Mapping[str, str], real_home: Path,
+               masks: set[Path]) -> set[Path]:
+        """Read-only holes the command needs, from trusted sources only: the user's
+        PATH (and where its links lead), the program the caller vouches for, the
+        interpreter agent runs on, and the user's virtualenv and toolchain variables."""
+        path_dirs = [Path(p) for p in env.get("PATH", "").split(os.pathsep) if p.startswith("/")]
+        hidden_dirs = [d for d in path_dirs if any(_within(_real(d), m) for m in masks)]
+        programs = [Path(sys.executable)]
+        if argv[0].startswith("/") and not _is_shell_c(argv):
+            programs.append(Path(argv[0]))
+        for word in _shell_words(argv):
+            found = shutil.which(word, path=env.get("PATH", ""))
+            if found:
+                programs.append(Path(found))
+        holes: set[Path] = set(path_dirs)
+        for program in programs:
+            holes |= _install_roots(program, real_home)
+            interpreter = _shebang(program)
+            if interpreter is not None:
+                holes |= _install_roots(interpreter, real_home)
+        for link in _linked_programs(hidden_dirs):
+            holes |= _install_roots(link, real_home)
+        holes |= {Path(env[v]) for v in (*_HOME_TOOLCHAINS, "VIRTUAL_ENV", "CONDA_PREFIX",
+                                         "GOMODCACHE", "GOROOT", "JAVA_HOME")
+                  if env.get(v, "").startswith("/")}
+        if env.get("PYTHONUSERBASE"):
+            holes.add(Path(env["PYTHONUSERBASE"]) / "lib")
+        return holes
+
+    def _covers(self, cwd: Path, real_home: Path, holes: set[Path], data: IO[bytes]) -> list[str]:
+        """Files laid over what is visible: credentials inside readable toolchains and
+        on the host, the worktree's `.git` link (a test that rewrote it would point
+        agent's own `git reset` at the user's branch), and the repository's config
+        without the credentials a remote URL or an extra header can carry."""
+        args = []
+        for secret in (real_home / name for name in _SECRET_FILES):
+            if secret.is_file() and any(_within(secret, p) for p in holes):
+                args += ["--ro-bind", "/dev/null", str(secret)]
+        for secret in _host_secret_files():
+            args += ["--ro-bind", "/dev/null", str(secret)]
+        link = _real(cwd) / ".git"
+        if link.is_file():
+            args += ["--ro-bind", str(link), str(link)]
+        config = _git_common_dir(self.repo) / "config" if self.repo else None
+        if config is not None and config.is_file():
+            data.write(_without_credentials(config.read_bytes()))
+            data.flush()
+            data.seek(0)
+            args += ["--ro-bind-data", str(data.fileno()), str(_real(config))]
         return args
 
 
@@ -213,6 +281,7 @@ class Process:
         self.confinement = confinement
         self._supervised = supervised
         self._home = home
+        self._born = _start_time(popen.pid) if supervised else 0
 
     def interrupt(self) -> None:
         """SIGINT to the command (pytest then writes its report and stops). Under
@@ -221,7 +290,7 @@ class Process:
         if self.confinement.kind != "bwrap":
             _signal_group(self.pid, signal.SIGINT)
             return
-        for pid, ppid in _group(self.pid):
+        for pid, ppid in _processes(group=self.pid):
             if self.pid not in (pid, ppid):
                 try:
                     os.kill(pid, signal.SIGINT)
@@ -238,6 +307,31 @@ class Process:
                 pass
         # Under bwrap this kills the namespace's init, and with it the namespace.
         _signal_group(self.pid, signal.SIGKILL)
+        if self._supervised:
+            self._kill_orphans()
+
+    def _kill_orphans(self) -> None:
+        """A test that killed its supervisor left orphans, re-parented to the agent
+        (a child subreaper): every child of ours born since this command started,
+        with its descendants."""
+        me, born = os.getpid(), self._born
+        for _ in range(50):
+            mine = [pid for pid, _ in _processes(parent=me, zombies=True)
+                    if pid != self.pid and _start_time(pid) >= born]
+            if not mine:
+                return
+            for pid in mine:
+                for victim in [pid, *_descendants(pid)]:
+                    try:
+                        os.kill(victim, signal.SIGKILL)
+                    except OSError:
+                        pass
+            time.sleep(0.01)
+            for pid in mine:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
     def close(self) -> None:
         _discard(self._home)
@@ -250,9 +344,11 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _group(pgid: int) -> list[tuple[int, int]]:
-    """(pid, parent pid) of each live process in group `pgid`, from /proc."""
-    members = []
+def _processes(*, group: int | None = None, parent: int | None = None,
+               zombies: bool = False) -> list[tuple[int, int]]:
+    """(pid, parent pid) of each live (or also zombie) process in process group
+    `group`, or whose parent is `parent`, from /proc."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -262,9 +358,31 @@ def _group(pgid: int) -> list[tuple[int, int]]:
         except OSError:
             continue
         state, ppid, pgrp = stat[stat.rindex(b")") + 2:].split()[:3]
-        if int(pgrp) == pgid and state != b"Z":
-            members.append((int(entry), int(ppid)))
-    return members
+        if state == b"Z" and not zombies:
+            continue
+        if (group is not None and int(pgrp) == group) or (parent is not None
+                                                            and int(ppid) == parent):
+            found.append((int(entry), int(ppid)))
+    return found
+
+
+def _descendants(root: int) -> list[int]:
+    found, stack = [], [root]
+    while stack:
+        children = [pid for pid, _ in _processes(parent=stack.pop())]
+        found += children
+        stack += children
+    return found
+
+
+def _start_time(pid: int) -> int:
+    """When `pid` started, in clock ticks since boot (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(b")") + 2:].split()[19])
 
 
 def _discard(path: Path | None) -> None:
@@ -290,32 +408,106 @@ def project_env(environ: Mapping[str, str], allow: Iterable[str] = (), *,
     if any((real_home / ".local" / "lib").glob("python3*")) and "PYTHONUSERBASE" not in env:
         env["PYTHONUSERBASE"] = str(real_home / ".local")  # pip install --user
     env.update(HOME=home, TMPDIR="/tmp", GIT_TERMINAL_PROMPT="0")
+    for role in ("AUTHOR", "COMMITTER"):  # a suite that commits needs an identity
+        env.setdefault(f"GIT_{role}_NAME", "agent tests")
+        env.setdefault(f"GIT_{role}_EMAIL", "agent-tests@localhost")
     return env
 
 
 # -- what the command needs to see -----------------------------------------------------
 
 
-def _programs(argv: list[str], path: str) -> list[Path]:
-    """The programs a command names: argv[0], and for `sh -c TEXT` each word of TEXT
-    that is a program on PATH; with the interpreter of each script's `#!` line."""
-    words = list(argv[:1])
-    if len(argv) >= 3 and Path(argv[0]).name in ("sh", "bash", "dash") and argv[1] == "-c":
-        try:
-            words += shlex.split(argv[2])[:50]
-        except ValueError:
-            words += argv[2].split()[:50]
+def _is_shell_c(argv: list[str]) -> bool:
+    return len(argv) >= 3 and Path(argv[0]).name in ("sh", "bash", "dash") and argv[1] == "-c"
+
+
+def _shell_words(argv: list[str]) -> list[str]:
+    """Bare words of `sh -c TEXT` that may name programs: no `/` (a path in a test
+    command is where it points, not a program to make readable), no option, no
+    assignment. A test command can come from the repository."""
+    if not _is_shell_c(argv):
+        return []
+    try:
+        words = shlex.split(argv[2])
+    except ValueError:
+        words = argv[2].split()
+    return [w for w in words[:100] if re.fullmatch(r"[A-Za-z0-9_.+-]+", w) and w[0] != "-"]
+
+
+def _linked_programs(path_dirs: list[Path]) -> list[Path]:
+    """Symbolic links in the user's PATH directories (pipx puts its tools in
+    ~/.local/bin as links into ~/.local/share/pipx/venvs/...)."""
     found: list[Path] = []
-    for word in words:
-        if word.startswith("-") or "=" in word:
+    for directory in path_dirs:
+        try:
+            entries = list(os.scandir(directory))[:2000]
+        except OSError:
             continue
-        hit = word if "/" in word else shutil.which(word, path=path)
-        if hit and os.path.isfile(hit):
-            found.append(Path(hit))
-            interpreter = _shebang(Path(hit))
-            if interpreter is not None:
-                found.append(interpreter)
+        found += [Path(e.path) for e in entries if e.is_symlink()]
     return found
+
+
+def _is_hole(path: Path, masks: set[Path]) -> bool:
+    """A computed hole may open a directory inside a hidden one, never a hidden
+    directory itself or one that contains one (a home, the checkout)."""
+    if not path.is_absolute():
+        return False
+    real = _real(path)
+    return not any(_within(m, real) or _within(m, path) for m in masks)
+
+
+def _host_secret_files() -> list[Path]:
+    """Files that only root can read, readable to a test that runs as root."""
+    candidates = [Path(p) for p in ("/etc/shadow", "/etc/shadow-", "/etc/gshadow",
+                                    "/etc/gshadow-", "/etc/sudoers")]
+    ssh = Path("/etc/ssh")
+    if ssh.is_dir():
+        candidates += sorted(ssh.glob("ssh_host_*_key"))
+    return [p for p in candidates if p.is_file() and not p.is_symlink()]
+
+
+_CREDENTIAL_LINE = re.compile(rb"^\s*(extraheader|helper|username|password|token)\s*=",
+                              re.IGNORECASE)
+
+
+def _without_credentials(config: bytes) -> bytes:
+    """A git config without what authenticates: `user:password@` in URLs, extra
+    headers (`http.*.extraheader`), credential helpers and their sections."""
+    out, skipping = [], False
+    for line in config.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith(b"["):
+            skipping = stripped.lower().startswith(b"[credential")
+        if skipping or _CREDENTIAL_LINE.match(line):
+            continue
+        out.append(re.sub(rb"(://)[^/@\s]+@", rb"\1", line))
+    return b"".join(out)
+
+
+def _private_home() -> Path:
+    """A fresh HOME for an unconfined run; those of dead agents are removed."""
+    for stale in Path(tempfile.gettempdir()).glob("agent-home-*-*"):
+        try:
+            pid = int(stale.name.split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, IndexError, OSError):
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"agent-home-{os.getpid()}-"))
+
+
+@functools.cache
+def _harden_agent() -> None:
+    """Before the first unconfined run (Linux): tests run as the user, so make the
+    agent not dumpable (a test cannot read its /proc environ or ptrace it) and a
+    child subreaper (a test that kills its supervisor hands its orphans to us, and
+    `Process.kill` stops them)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _shebang(path: Path) -> Path | None:
@@ -350,11 +542,14 @@ def _install_roots(program: Path, home: Path) -> set[Path]:
 
 
 def _venv_home(cfg: Path) -> Path | None:
+    """The `home` (the base interpreter's bin directory) of a virtualenv: absolute,
+    and holding a python, or nothing."""
     try:
         for line in cfg.read_text(errors="replace").splitlines():
             key, _, value = line.partition("=")
-            if key.strip() == "home" and value.strip():
-                return Path(value.strip())
+            home = Path(value.strip())
+            if key.strip() == "home" and home.is_absolute() and any(home.glob("python*")):
+                return home
     except OSError:
         pass
     return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import stat
 import subprocess
 import sys
 import tempfile
@@ -367,8 +368,17 @@ _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 
 def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
+    # The report's directory is writable by the tests: a link planted there must not
+    # make us read (and show the model) a file the sandbox hides.
     try:
-        tree = ET.parse(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            tree = ET.parse(f)
     except (ET.ParseError, OSError):
         return None  # pytest killed while writing: judge by exit code and output
     by_id: dict[str, TestCase] = {}

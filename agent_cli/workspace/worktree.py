@@ -289,16 +289,21 @@ class Worktree:
             "rev-parse",
             "--show-toplevel",
             "--git-common-dir",
+            "--absolute-git-dir",
             env=self._env(),
             check=False,
         )
         if result.returncode != 0:
             return False
         lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
-        if len(lines) != 2:
+        if len(lines) != 3:
             return False
         top, common = Path(lines[0]).resolve(), (self.path / lines[1]).resolve()
-        return top == self.path.resolve() and common == common_dir(self.repo)
+        # Its own git directory, not the checkout's: a test that rewrote `.git` to
+        # `gitdir: <checkout>/.git` would make `reset` below move the user's branch.
+        own = Path(lines[2]).resolve()
+        return (top == self.path.resolve() and common == common_dir(self.repo)
+                and own.parent == common / "worktrees")
 
     def _require_healthy(self) -> None:
         if not self._healthy():

@@ -204,3 +204,108 @@ def _with_marker(marker: str) -> list[int]:
         if marker.encode() in cmdline and state != "Z" and int(entry) != os.getpid():
             found.append(int(entry))
     return found
+
+
+# -- what the red team found (each of these failed before its fix) ------------------
+
+
+def test_no_global_sysctl_is_writable_even_as_root(tmp_path: Path, needs_bwrap: None) -> None:
+    """As root, a test wrote kernel.core_pattern and had the host run its script as
+    root. Here it writes back the value it read: harmless where it would succeed."""
+    code = """
+p = "/proc/sys/kernel/core_pattern"
+value = open(p).read()
+try:
+    open(p, "w").write(value); print("WRITABLE")
+except OSError as e:
+    print("refused", e.errno)
+"""
+    assert "refused" in run(Sandbox(), code, tmp_path)[1]
+
+
+def test_words_of_a_test_command_open_no_hole(checkout: tuple[Path, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              needs_bwrap: None) -> None:
+    """`cat ~/.ssh/id_rsa` in a test command (which a repository's .agentrc may set)
+    made its directory readable; so did a path through /proc/self/cwd."""
+    repo, worktree = checkout
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE-KEY-CANARY")
+    monkeypatch.setenv("HOME", str(home))
+    command = (f"cat {home}/.ssh/id_rsa /proc/self/cwd/../../../.env {repo}/.env; "
+               "ls ~ ; true")
+    result = run_tests(worktree, command, sandbox=Sandbox(repo=repo), timeout=60)
+    assert "PRIVATE-KEY-CANARY" not in result.output_tail
+    assert "uncommitted-secret" not in result.output_tail
+
+
+def test_the_worktree_git_link_and_the_credentials_in_git_config_are_covered(
+        checkout: tuple[Path, Path], needs_bwrap: None) -> None:
+    repo, _ = checkout
+    subprocess.run(["git", "remote", "add", "origin", "https://alice:ghp_CANARY123@github.com/o/r"],
+                   cwd=repo, check=True)
+    subprocess.run(["git", "config", "http.https://github.com/.extraheader",
+                    "AUTHORIZATION: basic CANARY456"], cwd=repo, check=True)
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(repo / ".agent" / "wt2")],
+                   cwd=repo, check=True)
+    code = """
+import subprocess
+print(open(".git").read())
+try:
+    open(".git", "w").write("gitdir: elsewhere\\n"); print("REWROTE")
+except OSError as e:
+    print("link refused", e.errno)
+print(subprocess.run(["git", "config", "--list"], capture_output=True, text=True).stdout)
+"""
+    status, out = run(Sandbox(repo=repo), code, repo / ".agent" / "wt2")
+    assert "link refused" in out and "REWROTE" not in out
+    assert "remote.origin.url=https://github.com/o/r" in out  # still a usable config
+    assert "CANARY" not in out
+    assert "gitdir:" in (repo / ".agent" / "wt2" / ".git").read_text()
+
+
+def test_root_only_host_files_are_covered(tmp_path: Path, needs_bwrap: None) -> None:
+    if not Path("/etc/shadow").is_file():
+        pytest.skip("no /etc/shadow here")
+    out = run(Sandbox(), "print('READ', repr(open('/etc/shadow').read()))", tmp_path)[1]
+    assert "READ ''" in out or "PermissionError" in out, out
+
+
+def test_unconfined_a_test_that_kills_its_supervisor_leaves_nothing_behind(
+        tmp_path: Path) -> None:
+    marker = f"orphan-test-{os.getpid()}-{time.monotonic_ns()}"
+    code = (f"import os, signal, subprocess, sys, time\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}],"
+            f" start_new_session=True, env={{}})\n"
+            f"os.kill(os.getppid(), signal.SIGKILL)\n"
+            f"time.sleep(60)\n")
+    started = time.monotonic()
+    run_tests(tmp_path, [sys.executable, "-c", code], sandbox=Sandbox(mode="off"), timeout=3)
+    assert time.monotonic() - started < 20
+    deadline = time.monotonic() + 5
+    while _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker) == []
+
+
+def test_a_junit_report_that_is_a_link_is_not_read(tmp_path: Path) -> None:
+    from agent_cli.workspace.testrun import _parse_junit
+
+    elsewhere = tmp_path / "secret.xml"
+    elsewhere.write_text('<testsuite><testcase classname="t" name="SECRET"/></testsuite>')
+    (tmp_path / "junit.xml").symlink_to(elsewhere)
+    assert _parse_junit(tmp_path / "junit.xml", tmp_path) is None
+    assert _parse_junit(elsewhere, tmp_path) is not None
+
+
+def test_a_virtualenv_the_repository_ships_is_not_the_projects_python(tmp_path: Path) -> None:
+    from agent_cli.pipeline.stages import project_python
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = ../../..\n")
+    assert project_python(repo) == str(repo / ".venv" / "bin" / "python")  # the user's own
+    subprocess.run(["git", "add", "-f", ".venv"], cwd=repo, check=True)
+    assert project_python(repo) == sys.executable  # shipped by the repository

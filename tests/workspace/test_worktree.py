@@ -172,3 +172,22 @@ def test_agent_dir_symlink_is_refused(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="symlink"):
         Worktree.ensure(repo, "run1", "HEAD")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_worktree_whose_git_link_was_rewritten_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    """A test rewrote the worktree's `.git` to the checkout's git directory; reusing
+    it would have moved the user's branch back to the run's base (`reset --soft`)."""
+    repo = make_repo(tmp_path / "repo")
+    base = head_commit(repo)
+    wt = Worktree.ensure(repo, "run1", base)
+    (repo / "later.txt").write_text("the user's later work\n")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "later")
+    later = head_commit(repo)
+    (wt.path / ".git").write_text(f"gitdir: {repo / '.git'}\n")
+
+    again = Worktree.ensure(repo, "run1", base)
+    assert head_commit(repo) == later and (repo / "later.txt").exists()
+    assert sh(repo, "git", "status", "--porcelain") == ""
+    again.materialize("")
+    assert sh(again.path, "git", "rev-parse", "HEAD") == base
