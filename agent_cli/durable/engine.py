@@ -566,10 +566,10 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         ex.emit("run_finished", status=stop.run_status)
         return Outcome(run.id, stop.run_status, reason=stop.reason)
     except KeyboardInterrupt as stop_signal:
-        why = getattr(stop_signal, "reason", "interrupted by Ctrl-C")
-        run.update(status="interrupted", reason=why)
-        ex.emit("run_interrupted", reason=why)
-        return Outcome(run.id, "interrupted", reason=why,
+        said = str(getattr(stop_signal, "reason", "interrupted by Ctrl-C"))
+        run.update(status="interrupted", reason=said)
+        ex.emit("run_interrupted", reason=said)
+        return Outcome(run.id, "interrupted", reason=said,
                        signal=getattr(stop_signal, "signum", signal.SIGINT))
     except Exception as exc:
         step = getattr(exc, "__durable_step__", None)

@@ -214,8 +214,7 @@ def _check_budget_enforceable(settings: Settings, model: str) -> None:
 def _confinement(recorded: dict[str, Any]) -> Confinement:
     """What will confine the run's tests; `sandbox: required` without a working
     bubblewrap is refused here, before anything is written (exit 2)."""
-    return Sandbox(mode=recorded.get("sandbox") or "auto",
-                   network=bool(recorded.get("sandbox_network"))).confinement()
+    return Sandbox.from_settings(recorded).confinement()
 
 
 def _check_can_call(settings: Settings, model: str) -> None:

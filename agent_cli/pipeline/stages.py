@@ -138,12 +138,8 @@ def worktree(repo: RepoRef) -> Worktree:
 
 def sandbox() -> sandboxing.Sandbox:
     """The confinement of this run's test commands, from its recorded settings."""
-    return sandboxing.Sandbox(
-        mode=str(setting("sandbox", "auto")),  # type: ignore[arg-type]
-        network=bool(setting("sandbox_network", False)),
-        pass_env=tuple(str(v) for v in setting("test_env", []) or []),  # type: ignore[union-attr]
-        read_paths=tuple(str(v) for v in setting("sandbox_read", []) or []),  # type: ignore[union-attr]
-        repo=rt().repo, hide=(user_config_dir(),), tag=run_id())
+    return sandboxing.Sandbox.from_settings(durable.config(), repo=rt().repo,
+                                            hide=(user_config_dir(),), tag=run_id())
 
 
 def _record_process(label: str):  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -41,11 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 from agent_cli.durable.redact import looks_secret
 from agent_cli.errors import UsageError
@@ -117,6 +117,18 @@ class Sandbox:
     tag: str = ""
     """Marks every process started for a run (`reap`)."""
 
+    @classmethod
+    def from_settings(cls, values: Mapping[str, object], *, repo: Path | None = None,
+                      hide: tuple[Path, ...] = (), tag: str = "") -> Sandbox:
+        """The sandbox a run's (validated, recorded) settings describe."""
+        def names(key: str) -> tuple[str, ...]:
+            value = values.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else ()
+
+        return cls(mode=cast(Mode, values.get("sandbox") or "auto"),
+                   network=bool(values.get("sandbox_network")), pass_env=names("test_env"),
+                   read_paths=names("sandbox_read"), repo=repo, hide=hide, tag=tag)
+
     def confinement(self) -> Confinement:
         """What `start` will use; `SandboxUnavailable` when `required` cannot be met."""
         if self.mode == "off":
@@ -152,7 +164,8 @@ class Sandbox:
             _discard(home)
             raise FileNotFoundError(2, "No such file or directory", argv[0])
         supervised = confinement.kind == "none" and sys.platform.startswith("linux")
-        data = tempfile.TemporaryFile() if confinement.kind == "bwrap" else None
+        # Closed in `finally` below, once bwrap has copied it: not a `with` block.
+        data = tempfile.TemporaryFile() if confinement.kind == "bwrap" else None  # noqa: SIM115
         try:
             if confinement.kind == "bwrap":
                 assert data is not None
@@ -601,11 +614,13 @@ def probe() -> tuple[str | None, str, str]:
     if path is None:
         return None, "", "bwrap not found on PATH"
     try:
-        trial = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                                "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
-                                "--", "/bin/sh", "-c", ":"],
-                               capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
-        version = subprocess.run([path, "--version"], capture_output=True, timeout=20)
+        trial = subprocess.run(  # the flags every real run uses
+            [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind",
+             "/proc/sys", "/proc/sys", "--unshare-all", "--unshare-user", "--disable-userns",
+             "--die-with-parent", "--cap-drop", "ALL", "--", "/bin/sh", "-c", ":"],
+            capture_output=True, timeout=20, stdin=subprocess.DEVNULL, check=False)
+        version = subprocess.run([path, "--version"], capture_output=True, timeout=20,
+                                 check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, "", f"{path} cannot be run ({exc})"
     if trial.returncode != 0:

@@ -126,7 +126,7 @@ def test_a_plan_naming_paths_outside_the_repository_is_refused_unread(
     step = record(repo, run_id, "create_plan")
     assert step["status"] == "failed" and step["error"]["type"] == "EditRejected"
     assert "after one repair turn" in step["error"]["message"]
-    first, second = server.find(tool="submit_plan")  # the repair turn said why
+    _, second = server.find(tool="submit_plan")  # the repair turn said why
     told = second.body["messages"][0]["content"][-1]["text"]
     assert "absolute path" in told and "outside the worktree" in told
     assert "shopcart/settings.py is outside the worktree (through a symbolic link)" in told

@@ -258,7 +258,7 @@ except OSError as e:
     print("link refused", e.errno)
 print(subprocess.run(["git", "config", "--list"], capture_output=True, text=True).stdout)
 """
-    status, out = run(Sandbox(repo=repo), code, repo / ".agent" / "wt2")
+    _, out = run(Sandbox(repo=repo), code, repo / ".agent" / "wt2")
     assert "link refused" in out and "REWROTE" not in out
     assert "remote.origin.url=https://github.com/o/r" in out  # still a usable config
     assert "CANARY" not in out
