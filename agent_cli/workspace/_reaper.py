@@ -33,9 +33,11 @@ def _prctl(option: int, value: int) -> None:
     libc.prctl(option, value, 0, 0, 0)
 
 
-def _descendants(root: int) -> list[int]:
-    """Live (non-zombie) descendants of `root`, read from /proc."""
-    children: dict[int, list[int]] = {}
+def processes(*, group: int | None = None, parent: int | None = None,
+              zombies: bool = False) -> list[tuple[int, int]]:
+    """(pid, parent pid) of each live (or also zombie) process in process group
+    `group` or whose parent is `parent`, from /proc. Shared with sandbox.py."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -44,15 +46,22 @@ def _descendants(root: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        rest = stat[stat.rindex(b")") + 2:].split()
-        if rest[0] == b"Z":
+        state, ppid, pgrp = stat[stat.rindex(b")") + 2:].split()[:3]
+        if state == b"Z" and not zombies:
             continue
-        children.setdefault(int(rest[1]), []).append(int(entry))
+        if (group is not None and int(pgrp) == group) or (parent is not None
+                                                            and int(ppid) == parent):
+            found.append((int(entry), int(ppid)))
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Live descendants of `root`."""
     found, stack = [], [root]
     while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
+        children = [pid for pid, _ in processes(parent=stack.pop())]
+        found += children
+        stack += children
     return found
 
 
@@ -69,7 +78,7 @@ def _reap_zombies() -> None:
 def kill_descendants() -> None:
     me = os.getpid()
     for _ in range(200):  # a fork bomb gets 200 rounds, then we stop trying
-        alive = _descendants(me)
+        alive = descendants(me)
         if not alive:
             return
         for pid in alive:

@@ -49,6 +49,7 @@ from typing import IO, Literal, cast
 
 from agent_cli.durable.redact import looks_secret
 from agent_cli.errors import UsageError
+from agent_cli.workspace._reaper import descendants, processes
 
 Mode = Literal["auto", "required", "off"]
 TAG_VAR = "AGENT_TEST_RUN"
@@ -303,7 +304,7 @@ class Process:
         if self.confinement.kind != "bwrap":
             _signal_group(self.pid, signal.SIGINT)
             return
-        for pid, ppid in _processes(group=self.pid):
+        for pid, ppid in processes(group=self.pid):
             if self.pid not in (pid, ppid):
                 try:
                     os.kill(pid, signal.SIGINT)
@@ -329,12 +330,12 @@ class Process:
         with its descendants."""
         me, born = os.getpid(), self._born
         for _ in range(50):
-            mine = [pid for pid, _ in _processes(parent=me, zombies=True)
+            mine = [pid for pid, _ in processes(parent=me, zombies=True)
                     if pid != self.pid and _start_time(pid) >= born]
             if not mine:
                 return
             for pid in mine:
-                for victim in [pid, *_descendants(pid)]:
+                for victim in [pid, *descendants(pid)]:
                     try:
                         os.kill(victim, signal.SIGKILL)
                     except OSError:
@@ -355,37 +356,6 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _processes(*, group: int | None = None, parent: int | None = None,
-               zombies: bool = False) -> list[tuple[int, int]]:
-    """(pid, parent pid) of each live (or also zombie) process in process group
-    `group`, or whose parent is `parent`, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        state, ppid, pgrp = stat[stat.rindex(b")") + 2:].split()[:3]
-        if state == b"Z" and not zombies:
-            continue
-        if (group is not None and int(pgrp) == group) or (parent is not None
-                                                            and int(ppid) == parent):
-            found.append((int(entry), int(ppid)))
-    return found
-
-
-def _descendants(root: int) -> list[int]:
-    found, stack = [], [root]
-    while stack:
-        children = [pid for pid, _ in _processes(parent=stack.pop())]
-        found += children
-        stack += children
-    return found
 
 
 def _start_time(pid: int) -> int:

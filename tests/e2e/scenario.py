@@ -106,6 +106,20 @@ def without_bwrap(tmp_path: Path) -> str:
     return str(bin_dir)
 
 
+def processes_with(marker: str) -> list[int]:
+    """Live processes (not this one) whose command line contains `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != "Z" and int(entry) != os.getpid():
+            found.append(int(entry))
+    return found
+
+
 def script_happy(server: FakeAnthropic) -> None:
     server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
     server.route(tool="submit_plan", reply=tool_reply(plan()))

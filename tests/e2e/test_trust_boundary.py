@@ -37,6 +37,7 @@ from tests.e2e.scenario import (
     git,
     make_repo,
     plan,
+    processes_with,
     without_bwrap,
     write_call_for,
 )
@@ -298,19 +299,6 @@ time.sleep(120)
 '''
 
 
-def _survivors(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(entry))
-    return found
-
-
 def _spawning_repo(repo: Path, env: dict, server: FakeAnthropic, tmp_path: Path) -> tuple[str, dict]:
     marker = f"agent-test-marker-{secrets.token_hex(6)}"
     (repo / "tools").mkdir()
@@ -342,15 +330,15 @@ def test_sigkill_mid_test_leaves_no_process_and_nothing_in_the_branch(
         while not list((repo / ".agent" / "worktrees").glob("*/started.flag")):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        assert _survivors(marker)  # the writers run
+        assert processes_with(marker)  # the writers run
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         proc.kill()
     deadline = time.monotonic() + 5
-    while _survivors(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _survivors(marker) == []
+    assert processes_with(marker) == []
     run_id = only_run(repo)
     resumed = agent(["resume", run_id], repo, env)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
@@ -374,7 +362,7 @@ def test_sigterm_ends_a_run_as_interrupted_and_stops_its_tests(
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert _survivors(marker) == []
+    assert processes_with(marker) == []
     run_id = only_run(repo)
     data = json.loads((repo / ".agent" / "runs" / run_id / "run.json").read_text())
     assert data["status"] == "interrupted" and data["reason"] == "interrupted by SIGTERM"

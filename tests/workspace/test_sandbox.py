@@ -15,6 +15,7 @@ import pytest
 from agent_cli.workspace import sandbox as sandboxing
 from agent_cli.workspace.sandbox import Sandbox, SandboxUnavailable, project_env, reap
 from agent_cli.workspace.testrun import run_tests
+from tests.e2e.scenario import processes_with
 from tests.workspace.conftest import make_repo
 
 
@@ -167,15 +168,15 @@ time.sleep(60)
     parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE)
     assert parent.stdout is not None and parent.stdout.readline() == b"started\n"
     deadline = time.monotonic() + 10
-    while len(_with_marker(marker)) < 3 and time.monotonic() < deadline:
+    while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(_with_marker(marker)) == 3  # the supervisor, the command, its setsid child
+    assert len(processes_with(marker)) == 3  # the supervisor, the command, its setsid child
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 5
-    while _with_marker(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _with_marker(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_reap_kills_what_carries_the_runs_tag(tmp_path: Path) -> None:
@@ -191,19 +192,6 @@ def test_reap_kills_what_carries_the_runs_tag(tmp_path: Path) -> None:
     finally:
         other.kill()
         tagged.kill()
-
-
-def _with_marker(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline and state != "Z" and int(entry) != os.getpid():
-            found.append(int(entry))
-    return found
 
 
 # -- what the red team found (each of these failed before its fix) ------------------
@@ -284,9 +272,9 @@ def test_unconfined_a_test_that_kills_its_supervisor_leaves_nothing_behind(
     run_tests(tmp_path, [sys.executable, "-c", code], sandbox=Sandbox(mode="off"), timeout=3)
     assert time.monotonic() - started < 20
     deadline = time.monotonic() + 5
-    while _with_marker(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _with_marker(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_a_junit_report_that_is_a_link_is_not_read(tmp_path: Path) -> None:
