@@ -322,6 +322,10 @@ def _stop_on_signals() -> None:
 
     def stop(signum: int, _frame: object) -> None:
         _signalled.append(signum)
+        # Once: a second signal during the clean-up takes the default action, and the
+        # run, left `running` with a free lock, still resumes as interrupted.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
         raise Interrupted(signum, signal.Signals(signum).name)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):

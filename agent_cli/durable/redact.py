@@ -70,8 +70,8 @@ def text(value: str) -> str:
 
 
 def data(value: Any) -> Any:
-    """A JSON-like structure with every string redacted (keys included); the input is
-    not modified. Returns the same object when there was nothing to redact."""
+    """A JSON-like structure with every string redacted (keys included), as a copy;
+    the input itself when no secret is known."""
     known = secrets()
     if not known:
         return value

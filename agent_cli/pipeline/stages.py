@@ -8,7 +8,6 @@ with its model calls served from the journal, ends in the same place.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from agent_cli.workspace import testrun
 from agent_cli.workspace.branch import commit_branch, push_and_open_pr
 from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine_in_commit
 from agent_cli.workspace.errors import EditRejected
-from agent_cli.workspace.worktree import Worktree
+from agent_cli.workspace.worktree import Worktree, is_tracked
 
 TOOLS: dict[str, type[BaseModel]] = {
     "submit_analysis": AnalysisPlan,
@@ -244,19 +243,9 @@ def project_python(repo: Path) -> str:
     the sandbox would make whatever its pyvenv.cfg names readable."""
     for venv in (repo / ".venv", repo / "venv", Path(os.environ.get("VIRTUAL_ENV", "/nonexistent"))):
         python = venv / "bin" / "python"
-        if python.is_file() and not _tracked(repo, venv):
+        if python.is_file() and not is_tracked(repo, venv):
             return str(python)
     return sys.executable
-
-
-def _tracked(repo: Path, path: Path) -> bool:
-    try:
-        rel = path.relative_to(repo)
-    except ValueError:
-        return False
-    listed = subprocess.run(["git", "ls-files", "-z", "--", str(rel)], cwd=repo,
-                            capture_output=True, check=False)
-    return bool(listed.stdout)
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)

@@ -97,6 +97,17 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return result.stdout.decode().strip()
 
 
+def is_tracked(repo: Path, path: Path) -> bool:
+    """Whether git tracks `path` (or anything under it) in `repo`'s index: what the
+    repository ships, as opposed to what the user made in the checkout."""
+    try:
+        rel = Path(path).relative_to(repo)
+    except ValueError:
+        return False
+    listed = run_git(repo, "--literal-pathspecs", "ls-files", "-z", "--", str(rel), check=False)
+    return bool(listed.stdout)
+
+
 def common_dir(repo: Path) -> Path:
     """The repository's shared git directory, also when `repo/.git` is a file
     (a linked worktree or a submodule)."""
