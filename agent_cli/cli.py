@@ -165,14 +165,20 @@ def replay(
     model: Annotated[str | None, typer.Option(help="Model for the re-executed steps.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Fix attempts for the new run.")] = None,
     feedback: Annotated[str | None, typer.Option(help="Guidance shown to the model.")] = None,
+    test_cmd: Annotated[str | None, typer.Option(help="Test command for the new run.")] = None,
+    test_timeout: Annotated[float | None, typer.Option(help="Test timeout in seconds.")] = None,
+    test_scope: Annotated[str | None, typer.Option(
+        help="related or full.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fork a new run from STEP of RUN; earlier steps are reused at no cost."""
     from agent_cli.pipeline import service
 
     with _progress(as_json) as progress:
-        outcome = service.replay(run, repo=repo, from_step=from_step, model=model,
-                                 max_attempts=max_attempts, feedback=feedback, on_event=progress)
+        outcome = service.replay(run, repo=repo, from_step=from_step, feedback=feedback,
+                                 on_event=progress, model=model, max_attempts=max_attempts,
+                                 test_cmd=test_cmd, test_timeout=test_timeout,
+                                 test_scope=test_scope)
     _finish(outcome, repo, as_json)
 
 

@@ -62,6 +62,9 @@ class Settings(BaseModel):
     auto_approve: bool = Field(default=False, description="Skip the plan approval gate.")
     test_cmd: str | None = Field(default=None, description="Test command; detected when unset.")
     test_timeout: float = Field(default=900, gt=0, description="Seconds before a test run is stopped.")
+    test_scope: Literal["related", "full"] = Field(
+        default="related", description="related: the test files related to the change; full: "
+        "those, then the whole suite when they pass.")
     test_output_cap: int = Field(default=200_000, gt=0, description="Bytes of test output kept.")
     api_key: SecretStr | None = Field(default=None, description="Anthropic API key.")
     base_url: str | None = Field(

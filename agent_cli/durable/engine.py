@@ -579,6 +579,7 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
             "message": message,
             "step": step,
             "hint": getattr(exc, "hint", None),
+            "exit_code": getattr(exc, "exit_code", 1),
             "traceback": "".join(traceback.format_exception(exc)),
         }
         where = f" in {step}" if step else ""
@@ -707,4 +708,6 @@ def exit_code(outcome: Outcome) -> int:
     other than SIGINT is 128 + its number, as a shell reports it (143 for SIGTERM)."""
     if outcome.status == "interrupted" and outcome.signal:
         return 128 + outcome.signal
+    if outcome.status == "failed" and (outcome.error or {}).get("exit_code") == 2:
+        return 2  # bad input found mid-run (a test command that does not work)
     return EXIT_CODES.get(outcome.status, 1)

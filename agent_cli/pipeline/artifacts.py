@@ -141,6 +141,9 @@ class FixEdits(Strict):
 
     edits: list[Edit] = Field(description="The edits, applied in order, against current files.")
     explanation: str = Field(description="What was wrong and how the edits fix it.")
+    targets: list[str] | None = Field(
+        default=None, description="Only when target tests were not found: their corrected "
+        "pytest node ids (file::test). Leave out otherwise.")
 
 
 class AppliedEdit(Strict):
@@ -156,6 +159,9 @@ class CodeChanges(Strict):
     files: list[str]
     edits: list[AppliedEdit]
     notes: list[str] = []
+    targets: list[str] | None = Field(
+        default=None, description="Target tests as the fix stage corrected them, when the "
+        "plan's could not be found; None: the plan's.")
 
 
 # -- 6. tests ----------------------------------------------------------------
@@ -166,7 +172,43 @@ class Failure(Strict):
     message: str
 
 
+class SelectedTest(Strict):
+    """A test file the run's tests ran, and why it was chosen."""
+
+    path: str
+    reasons: list[str]
+
+
+class Selection(Strict):
+    """Which tests a test run covers (`test_scope`), and the command that runs them."""
+
+    scope: Literal["related", "full"]
+    command: str = Field(description="The command as run, narrowed to `files` when it could be.")
+    files: list[SelectedTest] = Field(
+        default=[], description="Test files related to the change; empty: the whole suite.")
+    note: str = Field(default="", description="Why the whole suite runs, when it does.")
+    environment: str = Field(default="", description="Where the interpreter came from (.venv, "
+                             "VIRTUAL_ENV, poetry...), and tox/nox files noticed.")
+
+
+class TestBaseline(Strict):
+    """The selected tests on the base commit, before any code is written: what already
+    fails, and proof that the test command works (a broken one stops the run here)."""
+
+    __test__ = False
+    selection: Selection
+    total: int
+    failing: list[str] = Field(description="Ids failing on the base commit already.")
+    timed_out: bool
+    seconds: float
+    from_cache: bool = False
+    sandbox: str = ""
+    summary: str = Field(description="One line for the gate, e.g. 'baseline: 104 tests, "
+                         "2 already failing, 14 s'.")
+
+
 class TestResult(Strict):
+    __test__ = False
     passed: bool
     command: str
     exit_code: int | None
@@ -183,6 +225,14 @@ class TestResult(Strict):
     output_tail: str
     sandbox: str = Field(default="", description="What confined the test command (bubblewrap, "
                          "or UNCONFINED and why).")
+    selection: Selection | None = Field(default=None, description="What ran, and why.")
+    timeout: Literal["baseline", "tests"] | None = Field(
+        default=None, description="Which run hit test_timeout: its verdict says nothing about "
+        "the change, and no fix is attempted on it.")
+    baseline_seconds: float = Field(default=0.0, description="Seconds the baseline took now "
+                                    "(0 when it came from the cache).")
+    resolved_targets: dict[str, str] = Field(
+        default={}, description="Targets found, by name, in another file than the plan said.")
 
 
 # -- 8. pull request -----------------------------------------------------------

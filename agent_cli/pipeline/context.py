@@ -178,8 +178,9 @@ def failures_text(result: TestResult) -> str:
     for f in result.failures[:10]:
         lines.append(f"\n### {f.id}\n```\n{f.message[:3000]}\n```")
     if result.missing_targets:
-        lines.append("\nTarget tests that did not run (do they exist?): "
-                     + ", ".join(result.missing_targets))
+        lines.append("\nTarget tests of the plan that were not found: "
+                     + ", ".join(result.missing_targets) + ". If one is a new test, write it; "
+                     "if it exists under another id, give the corrected ids in `targets`.")
     if result.timed_out or not result.failures:
         lines.append(f"\nEnd of the test output:\n```\n{result.output_tail[-4000:]}\n```")
     return "\n".join(lines)

@@ -7,15 +7,16 @@ from agent_cli.answers import Answer
 from agent_cli.pipeline.artifacts import ImplementationPlan, Issue, PullRequest, RepoRef, Stopped
 from agent_cli.pipeline.context import repo_context
 from agent_cli.pipeline.runtime import number_setting, setting
+from agent_cli.pipeline.artifacts import TestBaseline, TestResult
 from agent_cli.pipeline.stages import (
     analyze_issue,
     create_plan,
     create_pr,
     explore_codebase,
     fix_code,
-    run_tests,
     write_code,
 )
+from agent_cli.pipeline.testing import check_tests, run_tests
 
 AUTO = {"approved": True, "comment": "auto-approved (--auto-approve)"}
 
@@ -25,15 +26,26 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
     analysis = analyze_issue(issue, repo_context(repo))
     exploration = explore_codebase(issue, analysis, repo)
     plan = create_plan(issue, analysis, exploration, repo)
+    baseline = check_tests(plan, repo)
     approval = durable.wait("approve_plan", f"Approve this plan? {plan.summary}", Answer,
-                            gate_metadata(plan), auto=AUTO if setting("auto_approve") else None)
+                            gate_metadata(plan, baseline),
+                            auto=AUTO if setting("auto_approve") else None)
     if not approval.approved:
         return Stopped(run_status="rejected", reason=approval.reason or "plan rejected")
     targets = [t.id for t in plan.tests]
     changes = write_code(issue, exploration, plan, repo)
     result = run_tests(changes, targets, repo)
-    attempts, allowed = 0, number_setting("max_attempts", 3)
+    attempts, allowed, patience = 0, number_setting("max_attempts", 3), 1
     while not result.passed:
+        if result.timeout:  # says nothing about the change: no fix is paid for it
+            again = durable.wait("tests_timed_out", timed_out(result), Answer,
+                                 {"summary": result.summary, "command": result.command})
+            if not again.approved:
+                return Stopped(run_status="failed", diff=changes.diff,
+                               reason=again.reason or f"the {result.timeout} timed out")
+            patience *= 2
+            result = run_tests(changes, targets, repo, patience)
+            continue
         if attempts >= allowed:
             more = durable.wait(
                 "tests_failing",
@@ -46,14 +58,16 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
             allowed += max(1, number_setting("max_attempts", 3))
         attempts += 1
         changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
-        result = run_tests(changes, targets, repo)
+        targets = changes.targets or targets
+        result = run_tests(changes, targets, repo, patience)
     if not changes.diff.strip():
         return Stopped(run_status="failed", reason="the tests pass but the change is empty: "
                        "nothing to commit (was the issue already fixed?)")
     return create_pr(issue, exploration, plan, changes, result, repo)
 
 
-def gate_metadata(plan: ImplementationPlan) -> dict[str, object]:
+def gate_metadata(plan: ImplementationPlan, baseline: TestBaseline) -> dict[str, object]:
+    selection = baseline.selection
     return {
         "summary": plan.summary,
         "files": [{"path": c.path, "action": c.action, "description": c.description}
@@ -61,4 +75,19 @@ def gate_metadata(plan: ImplementationPlan) -> dict[str, object]:
         "tests": [t.id for t in plan.tests],
         "estimated_cost_usd": plan.estimate.cost_usd,
         "estimated_tokens": plan.estimate.input_tokens + plan.estimate.output_tokens,
+        "test_command": selection.command,
+        "test_environment": selection.environment,
+        "test_selection": [f.path for f in selection.files],
+        "test_note": selection.note,
+        "baseline": baseline.summary,
     }
+
+
+def timed_out(result: TestResult) -> str:
+    what = "the baseline (the selected tests on the base commit)" if result.timeout == \
+        "baseline" else "the tests"
+    return (f"{what} ran into test_timeout, so they say nothing about the change and no fix "
+            f"was attempted. Command: {result.command}. Approve to run them again with twice "
+            "the timeout; reject to stop. To narrow them instead, fork from the tests with "
+            "agent replay RUN --from run_tests --test-cmd 'COMMAND' (or --test-scope related, "
+            "--test-timeout SECONDS).")

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from agent_cli import durable
 from agent_cli.llm import ModelService
+from agent_cli.pipeline.artifacts import RepoRef
+from agent_cli.workspace import sandbox
+from agent_cli.workspace.worktree import Worktree
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,12 @@ def number_setting(name: str, default: int) -> int:
 def seconds_setting(name: str, default: float) -> float:
     value = setting(name, default)
     return float(value) if isinstance(value, (int, float, str)) else default
+
+
+def worktree(repo: RepoRef) -> Worktree:
+    """The run's worktree, after killing any process a dead predecessor of this
+    execution left running in it, before its files are rebuilt and reused."""
+    leftovers = sandbox.reap(run_id())
+    if leftovers:
+        durable.emit("leftovers_killed", pids=leftovers)
+    return Worktree.ensure(Path(repo.path), run_id(), repo.base_commit)

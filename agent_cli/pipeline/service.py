@@ -131,24 +131,37 @@ def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) ->
     return _continue(run, repo, None, on_event)
 
 
-def replay(ref: str | None, *, repo: Path, from_step: str, model: str | None = None,
-           max_attempts: int | None = None, feedback: str | None = None,
-           on_event: EventSink | None = None) -> durable.Outcome:
+# What `agent replay` may change for the forked steps (besides --feedback).
+REPLAY_OVERRIDES = ("model", "max_attempts", "test_cmd", "test_timeout", "test_scope")
+
+
+def replay(ref: str | None, *, repo: Path, from_step: str, feedback: str | None = None,
+           on_event: EventSink | None = None, **overrides: Any) -> durable.Outcome:
+    """Fork RUN from `from_step` with `overrides` (keys of REPLAY_OVERRIDES; None: as
+    recorded) and `feedback` for the model."""
     root = repo_root(repo)
     store = store_for(root)
     parent = store.resolve(ref)
     _check_run_repo(parent, root)
     settings = load_settings(root, {})
     data = parent.load()
-    _check_can_call(settings, model or (data.get("settings") or {}).get("model") or "sonnet")
-    if model:
-        recorded = Settings.model_validate({**(data.get("settings") or {}), "model": model})
-        _check_budget_enforceable(recorded, model)
-    if max_attempts is not None and max_attempts < 0:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - set(REPLAY_OVERRIDES)
+    if unknown:
+        raise UsageError(f"replay cannot change {', '.join(sorted(unknown))}")
+    if given.get("max_attempts", 0) < 0:
         raise UsageError("--max-attempts must be 0 or more")
+    try:
+        recorded = Settings.model_validate({**(data.get("settings") or {}), **given})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UsageError(f"bad value for --{str(problem['loc'][0]).replace('_', '-')}: "
+                         f"{problem['msg']}") from None
+    _check_can_call(settings, recorded.model)
+    if "model" in given:
+        _check_budget_enforceable(recorded, recorded.model)
     _confinement(data.get("settings") or {})
-    child = durable.fork(store, parent, from_step,
-                         {"model": model, "max_attempts": max_attempts, "feedback": feedback})
+    child = durable.fork(store, parent, from_step, {**given, "feedback": feedback})
     outcome = _execute(child, settings, root, on_event=on_event)
     _discard_if_model_rejected(child, outcome, root, remove_agent_dir=False)
     return outcome

@@ -7,8 +7,6 @@ with its model calls served from the journal, ends in the same place.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -24,7 +22,6 @@ from agent_cli.pipeline.artifacts import (
     CodeChanges,
     Estimate,
     ExplorationResult,
-    Failure,
     FileEdits,
     FixEdits,
     ImplementationPlan,
@@ -37,14 +34,11 @@ from agent_cli.pipeline.artifacts import (
     TestResult,
 )
 from agent_cli.pipeline.prompts import fingerprint_text, render, template
-from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting
-from agent_cli.settings import user_config_dir
-from agent_cli.workspace import sandbox as sandboxing
-from agent_cli.workspace import testrun
+from agent_cli.pipeline.runtime import number_setting, rt, run_id, setting, worktree
 from agent_cli.workspace.branch import commit_branch, push_and_open_pr
 from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine_in_commit
 from agent_cli.workspace.errors import EditRejected
-from agent_cli.workspace.worktree import Worktree, is_tracked
+from agent_cli.workspace.worktree import Worktree
 
 TOOLS: dict[str, type[BaseModel]] = {
     "submit_analysis": AnalysisPlan,
@@ -126,27 +120,6 @@ def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
                     cost_usd=cost)
 
 
-def worktree(repo: RepoRef) -> Worktree:
-    """The run's worktree, after killing any process a dead predecessor of this
-    execution left running in it (before its files are rebuilt and reused)."""
-    leftovers = sandboxing.reap(run_id())
-    if leftovers:
-        durable.emit("leftovers_killed", pids=leftovers)
-    return Worktree.ensure(Path(repo.path), run_id(), repo.base_commit)
-
-
-def sandbox() -> sandboxing.Sandbox:
-    """The confinement of this run's test commands, from its recorded settings."""
-    return sandboxing.Sandbox.from_settings(durable.config(), repo=rt().repo,
-                                            hide=(user_config_dir(),), tag=run_id())
-
-
-def _record_process(label: str):  # type: ignore[no-untyped-def]
-    def record(proc: sandboxing.Process) -> None:
-        durable.note(**{label: {"pgid": proc.pid, "sandbox": proc.confinement.kind}})
-    return record
-
-
 @durable.checkpoint(prompt=lambda: fingerprint_text("write"), uses_model=True)
 def write_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
                repo: RepoRef) -> CodeChanges:
@@ -162,7 +135,7 @@ def write_code(issue: Issue, exploration: ExplorationResult, plan: Implementatio
                           content=ctx.file_for_prompt(wt.path, path), edit_errors=errors,
                           feedback=_feedback())
 
-        outcomes, note = _edit_rounds(wt, FileEdits, "submit_edits", shared, instruction,
+        outcomes, note, _ = _edit_rounds(wt, FileEdits, "submit_edits", shared, instruction,
                                       only=change.path)
         applied += outcomes
         notes += [note] if note else []
@@ -170,9 +143,10 @@ def write_code(issue: Issue, exploration: ExplorationResult, plan: Implementatio
 
 
 def _edit_rounds(wt: Worktree, output: type, tool: str, shared: list[str], instruction,  # type: ignore[no-untyped-def]
-                 only: str | None = None) -> tuple[list[AppliedEdit], str]:
+                 only: str | None = None) -> tuple[list[AppliedEdit], str, BaseModel]:
     """Ask for edits and apply them; an edit that does not apply goes back to the
-    model with the error and the nearest matching text, up to EDIT_ROUNDS calls."""
+    model with the error and the nearest matching text, up to EDIT_ROUNDS calls.
+    Returns what was applied, the model's note, and its last answer."""
     errors, done = "", []
     for _ in range(EDIT_ROUNDS):
         answer = _ask(output, tool, shared, instruction(errors))
@@ -182,9 +156,9 @@ def _edit_rounds(wt: Worktree, output: type, tool: str, shared: list[str], instr
         failed = [o for o in outcomes if not o.applied]
         note = getattr(answer, "note", "") or getattr(answer, "explanation", "")
         if not failed:
-            return done, note
+            return done, note, answer
         errors = ctx.edit_errors(failed)
-    return done, note
+    return done, note, answer
 
 
 def _refuse_other(edit: Edit, only: str | None) -> EditOutcome | None:
@@ -192,60 +166,6 @@ def _refuse_other(edit: Edit, only: str | None) -> EditOutcome | None:
         return None
     return EditOutcome(path=edit.path, action=edit.action, applied=False, how="refused",
                        error=f"refused: this call writes {only} only; {edit.path} has its own step")
-
-
-@durable.checkpoint
-def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef) -> TestResult:
-    wt = worktree(repo)
-    wt.materialize(changes.diff)
-    command = test_command(wt.path)
-    timeout = seconds_setting("test_timeout", 900)
-    box = sandbox()
-    before = testrun.baseline(Path(repo.path), repo.base_commit, command,
-                              agent_dir=rt().agent_dir, timeout=timeout, sandbox=box,
-                              on_start=_record_process("baseline_process"))
-    now = testrun.run_tests(wt.path, command, timeout=timeout,
-                            output_cap=number_setting("test_output_cap", 200_000),
-                            sandbox=box, on_start=_record_process("test_process"))
-    verdict = testrun.evaluate(now, before, targets)
-    new_ids = [t.id for t in verdict.new_failures]
-    counted = [t for t in now.tests if t.id in new_ids or t.id in verdict.failing_targets]
-    return TestResult(
-        passed=verdict.passed, command=ctx.shown_command(command), exit_code=now.exit_code,
-        timed_out=now.timed_out, seconds=now.duration_s, total=len(now.tests),
-        failures=[Failure(id=t.id, message=(t.message or "")[:4000]) for t in counted],
-        new_failures=new_ids,
-        preexisting_failures=verdict.preexisting_failures,
-        failing_targets=verdict.failing_targets, missing_targets=verdict.missing_targets,
-        summary=verdict.summary, output_tail=now.output_tail[-8000:],
-        sandbox=now.sandbox_detail,
-    )
-
-
-def test_command(root: Path) -> list[str] | str:
-    configured = setting("test_cmd")
-    if configured:
-        return str(configured)
-    detected = testrun.detect_test_command(root)
-    if detected is None:
-        raise testrun.TestCommandNotFound(
-            f"no test command found at the base commit in {root}",
-            hint="start a new run with --test-cmd 'COMMAND' (or test_cmd in .agentrc)")
-    if detected[0] == sys.executable:
-        detected = [project_python(rt().repo), *detected[1:]]
-    return detected
-
-
-def project_python(repo: Path) -> str:
-    """The interpreter that has the project's dependencies: its own virtualenv, the
-    active one, or (the demo, or a project without one) the interpreter agent runs on.
-    A virtualenv the repository ships (tracked in git) is not the user's: skipped, as
-    the sandbox would make whatever its pyvenv.cfg names readable."""
-    for venv in (repo / ".venv", repo / "venv", Path(os.environ.get("VIRTUAL_ENV", "/nonexistent"))):
-        python = venv / "bin" / "python"
-        if python.is_file() and not is_tracked(repo, venv):
-            return str(python)
-    return sys.executable
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)
@@ -261,9 +181,11 @@ def fix_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationP
                       files=ctx.files_for_prompt(wt.path, wt.changed_files() or changes.files),
                       edit_errors=errors, feedback=_feedback())
 
-    applied, note = _edit_rounds(wt, FixEdits, "submit_fix", shared, instruction)
+    applied, note, answer = _edit_rounds(wt, FixEdits, "submit_fix", shared, instruction)
+    corrected = getattr(answer, "targets", None) if result.missing_targets else None
     return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied,
-                       notes=[*changes.notes, note] if note else changes.notes)
+                       notes=[*changes.notes, note] if note else changes.notes,
+                       targets=corrected or changes.targets)
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("pr"), uses_model=True)

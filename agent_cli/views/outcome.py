@@ -42,7 +42,7 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print(f"[bold red]run {run_id} failed[/]: {escape(str(reason))}{cost}")
         if error.get("hint"):
             out.print(escape(error["hint"]))
-        if error:  # an exception, not a decision: it can be resumed
+        if error and error.get("exit_code") != 2:  # an exception, not a decision: resumable
             out.print(f"resume with: agent resume {run_id}")
         else:
             out.print(f"the last diff is kept: agent diff {run_id}")
@@ -65,10 +65,12 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
             files.add_row(Text(f["action"]), Text(f["path"]), Text(f["description"]))
         body.add_row(files)
         if meta.get("tests"):
-            body.add_row(Text("tests: " + ", ".join(meta["tests"])))
+            body.add_row(Text("target tests: " + ", ".join(meta["tests"])))
         est = meta.get("estimated_cost_usd")
         body.add_row(f"estimated cost of the rest of the run: {money(est)} "
                      f"(~{meta.get('estimated_tokens', 0):,} tokens); spent so far: {money(spent)}")
+        for line in _test_lines(meta):
+            body.add_row(line)
         for line in _trust_lines(sandbox, repo_settings):
             body.add_row(line)
         title = "plan ready for approval"
@@ -91,6 +93,25 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
     body.add_row(f"approve: [bold]{approve}[/]")
     body.add_row(f"reject:  [bold]agent reject {run_id} --reason TEXT[/]")
     return Panel(body, title=f"{title} — run {run_id}", title_align="left")
+
+
+def _test_lines(meta: dict[str, Any]) -> list[Text]:
+    """How the change will be tested: the command, its interpreter, the selection and
+    what the base commit already does (runs started before these existed show none)."""
+    if not meta.get("test_command"):
+        return []
+    lines = [Text(f"test command: {meta['test_command']}")]
+    if meta.get("test_environment"):
+        lines.append(Text(f"  environment: {meta['test_environment']}"))
+    selected = meta.get("test_selection") or []
+    if selected:
+        shown = ", ".join(selected[:4]) + (f" and {len(selected) - 4} more" if len(selected) > 4 else "")
+        lines.append(Text(f"  {len(selected)} related test file(s): {shown}"))
+    if meta.get("test_note"):
+        lines.append(Text(f"  {meta['test_note']}"))
+    if meta.get("baseline"):
+        lines.append(Text(f"  {meta['baseline']}"))
+    return lines
 
 
 def _trust_lines(sandbox: str | None, repo_settings: dict[str, Any]) -> list[Text]:

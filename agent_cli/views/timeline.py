@@ -113,6 +113,13 @@ def _tests(r: dict[str, Any]) -> Panel:
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
     if r.get("sandbox"):
         lines.append(escape(f"sandbox: {r['sandbox']}"))
+    selection = r.get("selection") or {}
+    for f in selection.get("files") or []:
+        lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
+    if selection.get("note"):
+        lines.append(escape(f"  {selection['note']}"))
+    if r.get("timeout"):
+        lines.append(escape(f"the {r['timeout']} ran into test_timeout: not judged, no fix paid"))
     for f in r["failures"]:
         last = f["message"].strip().splitlines()[-1][:200] if f["message"].strip() else ""
         lines += [f"[red]✗ {escape(f['id'])}[/]", "    " + escape(last)]

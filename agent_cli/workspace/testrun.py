@@ -21,8 +21,10 @@ tests are stricter: each must exist in the current run and pass.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -98,6 +100,8 @@ class TestRun(BaseModel):
     """What confined the command: bubblewrap, or nothing (see `sandbox_detail`)."""
     sandbox_detail: str = ""
     """One line on the confinement, e.g. `UNCONFINED: bwrap not found; install ...`."""
+    from_cache: bool = False
+    """A baseline served from the cache (nothing ran now)."""
 
 
 class TestVerdict(BaseModel):
@@ -116,6 +120,8 @@ class TestVerdict(BaseModel):
     """Target tests (node ids, files or directories) that matched no test in this run."""
     failing_targets: list[str] = []
     """Target tests that ran but failed, errored, or were only skipped."""
+    resolved_targets: dict[str, str] = {}
+    """Targets not found as named but found, by name, in another file: target -> test id."""
     summary: str
     """One or a few lines for people and for the model."""
 
@@ -178,8 +184,6 @@ def _has_python_tests(root: Path) -> bool:
 
 
 def _has_npm_test(package: Path) -> bool:
-    import json
-
     try:
         script = json.loads(package.read_text()).get("scripts", {}).get("test")
     except (ValueError, OSError, AttributeError):
@@ -225,15 +229,18 @@ def run_tests(
     sandbox = sandbox or Sandbox()
     pytest = is_pytest(command)
     with tempfile.TemporaryDirectory(prefix="agent-tests-") as tmp:
-        junit_path = Path(tmp) / "junit.xml"
-        argv, env = _prepare(root, command, junit_path if pytest else None, sandbox)
+        scratch = Path(tmp)
+        argv, env = _prepare(root, command, scratch if pytest else None, sandbox)
         start = time.monotonic()
-        proc = _start(sandbox, argv, root, Path(tmp), env)
+        proc = _start(sandbox, argv, root, scratch, env)
         if on_start is not None:
             on_start(proc)
         exit_code, timed_out, output = _execute(proc, timeout, output_cap)
         duration = time.monotonic() - start
-        tests = _parse_junit(junit_path, root) if pytest and junit_path.is_file() else None
+        tests = None
+        if pytest:  # the JUnit report, or what the stream recorded before a stop
+            tests = _parse_junit(scratch / "junit.xml", root) or _parse_stream(
+                scratch / "stream.jsonl")
     if timed_out:
         output += f"\n[agent] timed out after {timeout:g}s; the test process group was stopped\n"
     collected = not timed_out and (exit_code in (0, 1) if pytest else True)
@@ -252,37 +259,50 @@ def run_tests(
 
 
 def _prepare(
-    root: Path, command: list[str] | str, junit: Path | None, sandbox: Sandbox
+    root: Path, command: list[str] | str, reports: Path | None, sandbox: Sandbox
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and what the runner adds to the sandbox's environment allowlist; the
-    user's PYTHONPATH and PYTEST_ADDOPTS count only when listed in `test_env`."""
+    user's PYTHONPATH and PYTEST_ADDOPTS count only when listed in `test_env`. With
+    `reports` (pytest), the run writes a JUnit report there and, for a command given
+    as a list (ours: the detected one), streams each result as it is known."""
     passed = {k: os.environ.get(k, "") for k in ("PYTHONPATH", "PYTEST_ADDOPTS")
               if k in sandbox.pass_env}
-    junit_args = ["-o", "junit_family=xunit1", f"--junitxml={junit}"] if junit else []
+    junit_args = (["-o", "junit_family=xunit1", f"--junitxml={reports / 'junit.xml'}"]
+                  if reports else [])
     extra = {
         # Unbuffered, so a test killed mid-way still shows what it printed; and no
         # bytecode files, which would otherwise land in the worktree's diff.
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    paths = [passed.get("PYTHONPATH", "")]
     src = root / "src"
     if src.is_dir() and any(src.glob("*/__init__.py")):
         # A src-layout project installed editable from the user's checkout would be
         # imported from there, not from the worktree, and the tests would test the
         # user's code instead of ours.
-        extra["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(src.resolve()), passed.get("PYTHONPATH", "")) if p
-        )
+        paths.insert(0, str(src.resolve()))
     if isinstance(command, str):
         if junit_args:
             # The command may chain several programs; pytest reads PYTEST_ADDOPTS
             # wherever in the chain it runs.
             addopts = passed.get("PYTEST_ADDOPTS", "")
             extra["PYTEST_ADDOPTS"] = f"{addopts} {shlex.join(junit_args)}".strip()
+        if any(paths):
+            extra["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return ["/bin/sh", "-c", command], extra
     if not command:
         raise TestCommandNotFound("the test command is empty", hint="pass --test-cmd")
-    return [*command, *junit_args], extra
+    stream_args: list[str] = []
+    if reports:
+        shutil.copyfile(Path(__file__).with_name("_pytest_stream.py"),
+                        reports / "agent_pytest_stream.py")
+        extra["AGENT_PYTEST_STREAM"] = str(reports / "stream.jsonl")
+        paths.append(str(reports))
+        stream_args = ["-p", "agent_pytest_stream"]
+    if any(paths):
+        extra["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return [*command, *junit_args, *stream_args], extra
 
 
 def _start(sandbox: Sandbox, argv: list[str], root: Path, scratch: Path,
@@ -397,6 +417,36 @@ def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
     return list(by_id.values())
 
 
+def _parse_stream(path: Path) -> list[TestCase] | None:
+    """Results from `_pytest_stream.py`'s lines: a test's outcome is its worst phase
+    (a failing teardown makes it an error), as in JUnit. None when there are none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    by_id: dict[str, TestCase] = {}
+    for line in lines:
+        try:
+            item = json.loads(line)
+            test_id, when, outcome = str(item["id"]), item["when"], item["outcome"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the stop
+        if outcome == "failed" and when != "call":
+            outcome = "error"
+        if outcome not in _RANK:
+            continue
+        prior = by_id.get(test_id)
+        if prior is None or _RANK[outcome] > _RANK[prior.outcome]:
+            message = item.get("message")
+            by_id[test_id] = TestCase(id=test_id, outcome=outcome,
+                                      message=str(message) if message else None)
+    return list(by_id.values()) or None
+
+
 def _message(element: ET.Element) -> str | None:
     parts = [p for p in (element.get("message"), (element.text or "").strip()) if p]
     text = "\n".join(parts)
@@ -452,36 +502,168 @@ def baseline(
     timeout: float = 900,
     sandbox: Sandbox | None = None,
     on_start: Callable[[Process], None] | None = None,
+    files: list[str] | None = None,
 ) -> TestRun:
     """The test command's result on the base commit, run in a temporary worktree that
-    is removed afterwards, through the same sandbox as the run's tests. Cached per
-    (commit, command, confinement) under `agent_dir/cache/baselines`; a run that timed
-    out is not cached (it says nothing reliable)."""
+    is removed afterwards, through the same sandbox as the run's tests.
+
+    Cached under `agent_dir/cache/baselines` per (commit, command, confinement), and
+    with `files` (the test files a run selected; pytest only) per file: the command
+    runs on those of them the base commit has that no earlier baseline ran, and a
+    later selection re-runs only files it has not seen. A run that timed out is
+    cached too, with its timeout: the same question is not asked again for another
+    15 minutes, and a longer timeout asks it anew. A command that did not work at all
+    (`broken_command`) is not cached."""
     root = repo_root(repo)
     commit = resolve_commit(root, base_commit)
     sandbox = sandbox or Sandbox()
     confinement = sandbox.confinement()
     key = ["test-baseline", _BASELINE_SCHEMA, commit, command, confinement.kind,
            confinement.network, sorted(sandbox.pass_env)]
-    with open_cache(agent_dir, "baselines") as cache:
-        hit = cache.get(key)
-    if hit is not None:
+
+    def fresh(command: list[str] | str) -> TestRun:
+        _remove_abandoned_baselines(root)
+        # The pid in the name lets a later call tell a crashed run's leftover from a
+        # baseline that another live process is computing right now.
+        wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{os.getpid()}-{uuid4().hex[:6]}",
+                             commit)
         try:
-            return TestRun.model_validate(hit)
-        except ValidationError:
-            pass  # written by another version of us: recompute
-    _remove_abandoned_baselines(root)
-    # The pid in the name lets a later call tell a crashed run's leftover from a
-    # baseline that another live process is computing right now.
-    wt = Worktree.ensure(root, f"baseline-{commit[:12]}-{os.getpid()}-{uuid4().hex[:6]}", commit)
-    try:
-        run = run_tests(wt.path, command, timeout=timeout, sandbox=sandbox, on_start=on_start)
-    finally:
-        wt.remove()
-    if not run.timed_out:
+            return run_tests(wt.path, command, timeout=timeout, sandbox=sandbox,
+                             on_start=on_start)
+        finally:
+            wt.remove()
+
+    if files is None or narrow(command, files) is None:
         with open_cache(agent_dir, "baselines") as cache:
-            cache.set(key, run.model_dump(mode="json"))
-    return run
+            hit = _usable(cache.get(key), timeout)
+        if hit is not None:
+            return TestRun.model_validate({**hit, "from_cache": True})
+        run = fresh(command)
+        if broken_command(run) is None:
+            with open_cache(agent_dir, "baselines") as cache:
+                cache.set(key, {**run.model_dump(mode="json"), "timeout": timeout})
+        return run
+    return _baseline_of_files(root, commit, command, files, key, agent_dir, timeout, fresh)
+
+
+def _baseline_of_files(root: Path, commit: str, command: list[str] | str, files: list[str],
+                       key: list[object], agent_dir: Path, timeout: float,
+                       fresh: Callable[[list[str] | str], TestRun]) -> TestRun:
+    present = [f for f in files if _in_commit(root, commit, f)]
+    if not present:
+        return TestRun(command=command, exit_code=0, timed_out=False, duration_s=0.0,
+                       output_tail="(none of the selected test files exists on the base "
+                       "commit: nothing to compare with)", collected=True, junit=True)
+    entries: dict[str, dict[str, object]] = {}
+    with open_cache(agent_dir, "baselines") as cache:
+        for f in present:
+            hit = _usable(cache.get([*key, "file", f]), timeout)
+            if hit is not None:
+                entries[f] = hit
+    misses = [f for f in present if f not in entries]
+    run = None
+    if misses:
+        narrowed = narrow(command, misses)
+        run = fresh(narrowed if narrowed is not None else command)
+        if broken_command(run) is not None or not run.junit:
+            return run
+        with open_cache(agent_dir, "baselines") as cache:
+            for f in misses:
+                entries[f] = {"tests": [t.model_dump(mode="json") for t in run.tests
+                                        if _in_file(t.id, f)],
+                              "timed_out": run.timed_out, "collected": run.collected,
+                              "timeout": timeout, "duration_s": run.duration_s}
+                cache.set([*key, "file", f], entries[f])
+    tests = [TestCase.model_validate(t) for f in present
+             for t in entries[f]["tests"]]  # type: ignore[attr-defined]
+    failing = any(t.outcome in _FAILING for t in tests)
+    return TestRun(
+        command=narrow(command, present) or command,
+        exit_code=run.exit_code if run is not None else int(failing),
+        timed_out=any(bool(e["timed_out"]) for e in entries.values()),
+        duration_s=run.duration_s if run is not None else 0.0,
+        tests=tests,
+        output_tail=run.output_tail if run is not None else "(every file served from the cache)",
+        collected=all(bool(e["collected"]) for e in entries.values()),
+        junit=True,
+        sandbox=run.sandbox if run is not None else "none",
+        sandbox_detail=run.sandbox_detail if run is not None else "",
+        from_cache=run is None,
+    )
+
+
+def _usable(hit: object, timeout: float) -> dict[str, object] | None:
+    """A cache entry, unless it timed out under a shorter timeout than asked now."""
+    if not isinstance(hit, dict):
+        return None
+    if hit.get("timed_out") and float(hit.get("timeout") or 0) < timeout:
+        return None
+    data = {k: v for k, v in hit.items() if k != "timeout"}
+    try:
+        if "command" in data:
+            TestRun.model_validate(data)
+        else:
+            [TestCase.model_validate(t) for t in data["tests"]]  # type: ignore[union-attr]
+    except (ValidationError, KeyError, TypeError):
+        return None  # written by another version of us: recompute
+    return data
+
+
+def _in_commit(root: Path, commit: str, path: str) -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{commit}:{path}"], cwd=root,
+                          capture_output=True, check=False, env=clean_env()).returncode == 0
+
+
+def _in_file(test_id: str, path: str) -> bool:
+    return test_id == path or test_id.startswith(path + "::")
+
+
+# Options of pytest whose value is a separate word that may look like a path.
+_PYTEST_VALUED = frozenset("-c -k -m -o -p -W --rootdir --confcutdir --basetemp --ignore "
+                           "--deselect --junitxml".split())
+
+
+def narrow(command: list[str] | str, files: list[str]) -> list[str] | str | None:
+    """`command` run on `files` only, or None: not pytest, a shell pipeline, or the
+    command already names what to test (the user narrowed it)."""
+    if not files or not is_pytest(command):
+        return None
+    if isinstance(command, str):
+        if any(op in command for op in ("&&", "||", ";", "|", "`", "$(", ">", "<", "\n")):
+            return None
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            return None
+    else:
+        argv = command
+    start = next((i + 1 for i, a in enumerate(argv)
+                  if Path(a).name in ("pytest", "py.test") or (a == "pytest" and i
+                                                                 and argv[i - 1] == "-m")), 0)
+    words = argv[start:]
+    for i, word in enumerate(words):
+        after_option = i > 0 and words[i - 1] in _PYTEST_VALUED
+        if not word.startswith("-") and not after_option and (
+                "/" in word or "::" in word or word.endswith(".py")):
+            return None
+    if isinstance(command, str):
+        return f"{command} {shlex.join(files)}"
+    return [*command, *files]
+
+
+def broken_command(run: TestRun) -> str | None:
+    """Why the test command did not work at all (as opposed to tests failing), or
+    None: the program was not found or not runnable, or pytest reported a usage error
+    or collected no test."""
+    tail = run.output_tail[-2000:].lower()
+    if run.exit_code in (126, 127) or (run.exit_code != 0 and (
+            "command not found" in tail or ": not found" in tail)):
+        return f"the test command could not be run (exit {run.exit_code}): " + _last_lines(
+            run.output_tail, 3)
+    if is_pytest(run.command) and run.exit_code in (4, 5) and not run.timed_out:
+        why = _PYTEST_NOT_RUN[run.exit_code]
+        return f"pytest exited {run.exit_code} ({why}): " + _last_lines(run.output_tail, 3)
+    return None
 
 
 def _remove_abandoned_baselines(root: Path) -> None:
@@ -518,9 +700,12 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
     before = {t.id for t in baseline.tests if t.outcome in _FAILING} if baseline else set()
     new = [t for t in failing if t.id not in before]
     old = [t.id for t in failing if t.id in before]
-    missing, failing_targets = [], []
+    missing, failing_targets, resolved = [], [], {}
     for target in targets:
         hits = [t for t in current.tests if target_matches(t.id, target)]
+        if not hits and (alias := _same_name(target, current.tests)):
+            resolved[target] = alias  # a plan that named the right test in the wrong file
+            hits = [t for t in current.tests if target_matches(t.id, alias)]
         if not hits:
             missing.append(target)
         elif any(t.outcome in _FAILING for t in hits) or not any(
@@ -542,6 +727,7 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
         problems.append(f"target test(s) not found: {_some(missing)}")
     if failing_targets:
         problems.append(f"target test(s) not passing: {_some(failing_targets)}")
+    found_as = "; ".join(f"target {t} found as {a}" for t, a in resolved.items())
 
     counts = _counts(current)
     if problems:
@@ -552,14 +738,28 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
         summary = f"passed ({counts})"
         if old:
             summary += f"; {len(old)} failure(s) already present on the base commit ignored"
+    if found_as:
+        summary += f"\n{found_as}"
     return TestVerdict(
         passed=not problems,
         new_failures=new,
         preexisting_failures=old,
         missing_targets=missing,
         failing_targets=failing_targets,
+        resolved_targets=resolved,
         summary=summary,
     )
+
+
+def _same_name(target: str, tests: list[TestCase]) -> str | None:
+    """The id of the one test named like `target` (`file::name` or `file::Class::name`)
+    in some other file: the same test, where the plan's path was wrong."""
+    if "::" not in target:
+        return None
+    tail = target.split("::", 1)[1]
+    matches = {t.id.split("[", 1)[0] for t in tests
+               if t.id.split("[", 1)[0].endswith("::" + tail)}
+    return matches.pop() if len(matches) == 1 else None
 
 
 def _evaluate_exit_code(

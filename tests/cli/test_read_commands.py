@@ -26,10 +26,10 @@ from tests.e2e import scenario
 from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
 
 ANSI = re.compile(r"\x1b[\[\]()#;?0-9]")
-STEPS = ["analyze_issue", "explore_codebase", "create_plan", "approve_plan", "write_code",
-         "run_tests", "create_pr"]
+STEPS = ["analyze_issue", "explore_codebase", "create_plan", "check_tests", "approve_plan",
+         "write_code", "run_tests", "create_pr"]
 MODEL_STEPS = ["analyze_issue", "create_plan", "write_code", "create_pr"]
-REUSED = ["analyze_issue", "explore_codebase", "create_plan", "approve_plan"]
+REUSED = ["analyze_issue", "explore_codebase", "create_plan", "check_tests", "approve_plan"]
 KINDS = ("input", "cache_write", "cache_read", "output")
 
 

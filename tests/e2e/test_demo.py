@@ -28,7 +28,7 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path: Path) -> None:
     assert data["status"] == "succeeded"
     steps = [json.loads(p.read_text())["key"]
              for p in sorted((target / ".agent" / "runs" / run_id / "steps").glob("*.json"))]
-    assert steps == ["analyze_issue", "explore_codebase", "create_plan", "approve_plan",
+    assert steps == ["analyze_issue", "explore_codebase", "create_plan", "check_tests", "approve_plan",
                      "write_code", "run_tests", "fix_code", "run_tests-2", "create_pr"]
     assert "plan ready for approval" in done.stdout and "The demo approves its own plan" in done.stdout
     assert f"agent replay {run_id} --from write_code" in done.stdout

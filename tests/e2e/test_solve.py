@@ -101,7 +101,8 @@ def test_happy_path_gate_approve_branch_and_untouched_working_tree(
     data = run_json(repo, run_id)
     assert data["status"] == "succeeded"
     assert steps(repo, run_id) == ["analyze_issue", "explore_codebase", "create_plan",
-                                   "approve_plan", "write_code", "run_tests", "create_pr"]
+                                   "check_tests", "approve_plan", "write_code", "run_tests",
+                                   "create_pr"]
     assert record(repo, run_id, "run_tests")["output"]["passed"] is True
     assert git(repo, "rev-list", "--count", f"main..agent/{run_id}").strip() == "1"
     diff = branch_diff(repo, run_id)
@@ -127,7 +128,7 @@ def test_fix_loop_repairs_a_broken_first_edit(repo: Path, env: dict, server: Fak
     done = agent(["solve", issue(repo), "--auto-approve"], repo, env)
     assert done.returncode == 0, done.stderr + done.stdout
     run_id = only_run(repo)
-    assert steps(repo, run_id)[4:] == ["write_code", "run_tests", "fix_code", "run_tests-2",
+    assert steps(repo, run_id)[5:] == ["write_code", "run_tests", "fix_code", "run_tests-2",
                                       "create_pr"]
     first = record(repo, run_id, "run_tests")["output"]
     assert first["passed"] is False
@@ -238,7 +239,7 @@ def test_replay_from_write_code_with_haiku(repo: Path, env: dict, server: FakeAn
     new = server.requests[seen:]
     assert {r.tool for r in new} == {"submit_edits", "submit_pr"}
     assert {r.model for r in new} == {"claude-haiku-5-5"}
-    for key in ("analyze_issue", "explore_codebase", "create_plan", "approve_plan"):
+    for key in ("analyze_issue", "explore_codebase", "create_plan", "check_tests", "approve_plan"):
         assert record(repo, child, key)["reused_from"] == parent
     assert "reused_from" not in record(repo, child, "write_code")
     assert run_json(repo, child)["parent"] == {"run_id": parent, "from_step": "write_code"}
@@ -291,13 +292,18 @@ def test_hanging_test_command_is_stopped_at_its_timeout(
     run_id = only_run(repo)
     result = record(repo, run_id, "run_tests")["output"]
     assert result["timed_out"] is True and result["passed"] is False
+    assert result["timeout"] == "tests"
     assert "starting the slow suite" in result["output_tail"]
-    assert run_json(repo, run_id)["pending_wait"]["key"] == "tests_failing"
+    # A timeout says nothing about the change: the run asks, and pays for no fix.
+    assert run_json(repo, run_id)["pending_wait"]["key"] == "tests_timed_out"
+    assert server.count(tool="submit_fix") == 0
+    assert "twice the timeout" in out.stdout.replace("\n", " ")
 
 
 def test_preexisting_failure_on_base_does_not_count_against_the_fix(
         repo: Path, env: dict, server: FakeAnthropic) -> None:
-    (repo / "tests" / "test_legacy.py").write_text("def test_legacy_is_broken():\n    assert 1 == 2\n")
+    with (repo / "tests" / "test_cart.py").open("a") as f:  # in a related test file
+        f.write("\n\ndef test_legacy_is_broken():\n    assert 1 == 2\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "a test that was already failing")
     script_happy(server)
@@ -305,7 +311,7 @@ def test_preexisting_failure_on_base_does_not_count_against_the_fix(
     assert done.returncode == 0, done.stderr + done.stdout
     result = record(repo, only_run(repo), "run_tests")["output"]
     assert result["passed"] is True
-    assert result["preexisting_failures"] == ["tests/test_legacy.py::test_legacy_is_broken"]
+    assert result["preexisting_failures"] == ["tests/test_cart.py::test_legacy_is_broken"]
     assert result["new_failures"] == []
 
 
@@ -317,13 +323,15 @@ def test_ctrl_c_exits_130_and_leaves_an_interrupted_resumable_run(
                              "--auto-approve", "--test-cmd", hang], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not list((repo / ".agent" / "runs").glob("*/steps/*-run_tests.json")):
+    # The hang is in the baseline, which check_tests runs before any code is written.
+    while not list((repo / ".agent" / "runs").glob("*/steps/*-check_tests.json")):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
     run_id = only_run(repo)
     assert run_json(repo, run_id)["status"] == "interrupted"
     assert f"agent resume {run_id}" in out
-    assert record(repo, run_id, "run_tests")["status"] == "interrupted"
+    assert record(repo, run_id, "check_tests")["status"] == "interrupted"

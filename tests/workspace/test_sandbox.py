@@ -288,7 +288,7 @@ def test_a_junit_report_that_is_a_link_is_not_read(tmp_path: Path) -> None:
 
 
 def test_a_virtualenv_the_repository_ships_is_not_the_projects_python(tmp_path: Path) -> None:
-    from agent_cli.pipeline.stages import project_python
+    from agent_cli.pipeline.testing import project_python
 
     repo = make_repo(tmp_path / "repo")
     (repo / ".venv" / "bin").mkdir(parents=True)

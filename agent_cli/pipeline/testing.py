@@ -1,0 +1,234 @@
+"""The test stage: which command, in which environment, on which tests, judged how.
+
+Two checkpoints. `check_tests` runs right after the plan, before the gate and before
+any code is written: it selects the tests related to the planned change and runs them
+on the base commit, so the gate can say what already fails, and a test command that
+does not work at all stops the run here (exit 2), before a fix is ever paid for.
+`run_tests` runs the selection (recomputed from the actual change) on the worktree and
+judges it against the baseline, which the per-file cache mostly serves.
+
+`test_scope: related` (the default) runs the related test files only (`search/
+related.py`); `full` runs them first and, when they pass, the whole suite. A run that
+hits `test_timeout` says so (`TestResult.timeout`): the flow asks a human instead of
+paying for a fix, and asking again doubles the timeout (`patience`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from agent_cli import durable
+from agent_cli.errors import UsageError
+from agent_cli.pipeline import context as ctx
+from agent_cli.pipeline.artifacts import (
+    CodeChanges,
+    Failure,
+    ImplementationPlan,
+    RepoRef,
+    SelectedTest,
+    Selection,
+    TestBaseline,
+    TestResult,
+)
+from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting, worktree
+from agent_cli.settings import user_config_dir
+from agent_cli.workspace import sandbox as sandboxing
+from agent_cli.workspace import testrun
+from agent_cli.workspace.worktree import is_tracked
+
+
+class TestCommandBroken(UsageError):
+    """The test command does not work on the base commit: not found, a usage error,
+    no test collected. Nothing the model writes can fix that."""
+
+    __test__ = False
+
+
+@durable.checkpoint
+def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
+    command, environment = test_command(repo)
+    in_base = _in_base(repo)
+    selection, files = select(repo, command, environment, [c.path for c in plan.changes],
+                              [t.id for t in plan.tests], exists=in_base)
+    run = testrun.baseline(Path(repo.path), repo.base_commit, command, agent_dir=rt().agent_dir,
+                           timeout=seconds_setting("test_timeout", 900), sandbox=sandbox(),
+                           on_start=_record_process("baseline_process"), files=files or None)
+    _stop_if_broken(run, "on the base commit")
+    failing = [t.id for t in run.tests if t.outcome in ("failed", "error")]
+    return TestBaseline(selection=selection, total=len(run.tests), failing=failing,
+                        timed_out=run.timed_out, seconds=run.duration_s,
+                        from_cache=run.from_cache, sandbox=run.sandbox_detail,
+                        summary=_baseline_line(run, failing))
+
+
+@durable.checkpoint
+def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef,
+              patience: int = 1) -> TestResult:
+    wt = worktree(repo)
+    wt.materialize(changes.diff)
+    command, environment = test_command(repo)
+    timeout = seconds_setting("test_timeout", 900) * patience
+    box = sandbox()
+    selection, files = select(repo, command, environment, changes.files, targets,
+                              exists=lambda f: (wt.path / f).is_file())
+    narrowed = testrun.narrow(command, files) if files else None
+    before = testrun.baseline(Path(repo.path), repo.base_commit, command,
+                              agent_dir=rt().agent_dir, timeout=timeout, sandbox=box,
+                              on_start=_record_process("baseline_process"), files=files or None)
+    _stop_if_broken(before, "on the base commit")
+    now = testrun.run_tests(wt.path, narrowed or command, timeout=timeout,
+                            output_cap=number_setting("test_output_cap", 200_000),
+                            sandbox=box, on_start=_record_process("test_process"))
+    if now.exit_code in (126, 127):
+        _stop_if_broken(now, "in the worktree")
+    verdict = testrun.evaluate(now, before, targets)
+    if verdict.passed and narrowed and setting("test_scope") == "full":
+        before = testrun.baseline(Path(repo.path), repo.base_commit, command,
+                                  agent_dir=rt().agent_dir, timeout=timeout, sandbox=box)
+        now = testrun.run_tests(wt.path, command, timeout=timeout,
+                                output_cap=number_setting("test_output_cap", 200_000),
+                                sandbox=box, on_start=_record_process("full_suite_process"))
+        verdict = testrun.evaluate(now, before, targets)
+        selection = selection.model_copy(update={
+            "command": ctx.shown_command(command),
+            "note": "the related tests passed; then the whole suite ran (test_scope: full)"})
+    timeout_in = "tests" if now.timed_out else (
+        "baseline" if before.timed_out and not verdict.passed else None)
+    counted = {t.id for t in verdict.new_failures} | set(verdict.failing_targets)
+    return TestResult(
+        passed=verdict.passed, command=selection.command, exit_code=now.exit_code,
+        timed_out=now.timed_out, seconds=now.duration_s, total=len(now.tests),
+        failures=[Failure(id=t.id, message=(t.message or "")[:4000])
+                  for t in now.tests if t.id in counted],
+        new_failures=[t.id for t in verdict.new_failures],
+        preexisting_failures=verdict.preexisting_failures,
+        failing_targets=verdict.failing_targets, missing_targets=verdict.missing_targets,
+        summary=verdict.summary, output_tail=now.output_tail[-8000:], sandbox=now.sandbox_detail,
+        selection=selection, timeout=timeout_in,  # type: ignore[arg-type]
+        baseline_seconds=0.0 if before.from_cache else before.duration_s,
+        resolved_targets=verdict.resolved_targets)
+
+
+def select(repo: RepoRef, command: list[str] | str, environment: str, changed: list[str],
+           targets: list[str], *, exists: Callable[[str], bool]) -> tuple[Selection, list[str]]:
+    """The tests to run for a change: the related test files that `exists`, and the
+    command narrowed to them; or the whole suite, saying why. With `test_scope: full`
+    the same: `run_tests` runs the whole suite after them, when they pass."""
+    from agent_cli.search.related import related_tests
+
+    shown = ctx.shown_command(command)
+    scope: Literal["related", "full"] = (
+        "full" if setting("test_scope", "related") == "full" else "related")
+    related = [r for r in related_tests(Path(repo.path), repo.base_commit, changed, targets)
+               if exists(r.path)]
+    files = [r.path for r in related]
+    narrowed = testrun.narrow(command, files)
+    if not files:
+        note = "no test file related to the change was found: the whole suite runs"
+    elif narrowed is None:
+        note, related, files = f"`{shown}` cannot be narrowed to test files: the whole suite runs", [], []
+    else:
+        note = ""
+    return Selection(scope=scope, command=ctx.shown_command(narrowed or command),
+                     files=[SelectedTest(path=r.path, reasons=r.reasons) for r in related],
+                     note=note, environment=environment), files
+
+
+def test_command(repo: RepoRef) -> tuple[list[str] | str, str]:
+    """The test command (configured, or detected at the base commit) and where its
+    interpreter comes from."""
+    configured = setting("test_cmd")
+    if configured:
+        return str(configured), "the configured test_cmd"
+    root = Path(repo.path)
+    detected = testrun.detect_test_command_at(root, repo.base_commit)
+    if detected is None:
+        raise testrun.TestCommandNotFound(
+            f"no test command found at the base commit in {root}",
+            hint="start a new run with --test-cmd 'COMMAND' (or test_cmd in .agentrc)")
+    if detected[0] != sys.executable:
+        return detected, ""
+    python, environment = project_environment(rt().repo)
+    return [python, *detected[1:]], environment
+
+
+def project_python(repo: Path) -> str:
+    return project_environment(repo)[0]
+
+
+def project_environment(repo: Path) -> tuple[str, str]:
+    """The interpreter that has the project's dependencies, and where it comes from:
+    the checkout's own virtualenv, the active one, poetry's, or (the demo, a project
+    without one) the interpreter agent runs on. A virtualenv the repository ships
+    (tracked in git) is not the user's: skipped, as the sandbox would make whatever
+    its pyvenv.cfg names readable."""
+    noticed = [f"{name} present (not used: the tests run directly)"
+               for name in ("tox.ini", "noxfile.py") if (repo / name).is_file()]
+    for venv, why in ((repo / ".venv", ".venv in the checkout"), (repo / "venv", "venv in the "
+                      "checkout"), (Path(os.environ.get("VIRTUAL_ENV") or "/nonexistent"),
+                                    "the active VIRTUAL_ENV")):
+        python = venv / "bin" / "python"
+        if python.is_file() and not is_tracked(repo, venv):
+            return str(python), "; ".join([f"{python} ({why})", *noticed])
+    poetry = _poetry_env(repo)
+    if poetry is not None:
+        return str(poetry / "bin" / "python"), "; ".join([f"{poetry} (poetry)", *noticed])
+    if (repo / "uv.lock").is_file() and not (repo / ".venv").exists():
+        noticed.append("uv.lock present but no .venv: run `uv sync` to test in it")
+    return sys.executable, "; ".join([f"{sys.executable} (agent's own: no virtualenv found)",
+                                      *noticed])
+
+
+def _poetry_env(repo: Path) -> Path | None:
+    if not (repo / "poetry.lock").is_file() or shutil.which("poetry") is None:
+        return None
+    try:
+        out = subprocess.run(["poetry", "env", "info", "-p"], cwd=repo, capture_output=True,
+                             text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = Path(out.stdout.strip())
+    return path if out.returncode == 0 and (path / "bin" / "python").is_file() else None
+
+
+def sandbox() -> sandboxing.Sandbox:
+    """The confinement of this run's test commands, from its recorded settings."""
+    return sandboxing.Sandbox.from_settings(durable.config(), repo=rt().repo,
+                                            hide=(user_config_dir(),), tag=run_id())
+
+
+def _record_process(label: str) -> Callable[[sandboxing.Process], None]:
+    def record(proc: sandboxing.Process) -> None:
+        durable.note(**{label: {"pgid": proc.pid, "sandbox": proc.confinement.kind}})
+    return record
+
+
+def _stop_if_broken(run: testrun.TestRun, where: str) -> None:
+    why = testrun.broken_command(run)
+    if why is not None:
+        raise TestCommandBroken(
+            f"the test command does not work {where}: {why}",
+            hint=f"fix the command and fork from here: agent replay {run_id()} --from "
+            "check_tests --test-cmd 'COMMAND' (or start anew with agent solve --test-cmd)")
+
+
+def _in_base(repo: RepoRef) -> Callable[[str], bool]:
+    listed = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", repo.base_commit],
+                            cwd=repo.path, capture_output=True, check=False).stdout
+    names = set(listed.decode("utf-8", "surrogateescape").split("\0"))
+    return names.__contains__
+
+
+def _baseline_line(run: testrun.TestRun, failing: list[str]) -> str:
+    took = "from the cache" if run.from_cache else f"{run.duration_s:.0f} s"
+    if run.timed_out:
+        return f"baseline: timed out after {run.duration_s:.0f} s ({len(run.tests)} tests done)"
+    if not run.junit:
+        return f"baseline: the test command exited {run.exit_code} ({took})"
+    return f"baseline: {len(run.tests)} tests, {len(failing)} already failing, {took}"

@@ -1,0 +1,129 @@
+"""Which test files exercise a change: the test stage's selection, without a model.
+
+A whole suite on a real repository runs for many minutes (sympy: 3,000 tests in 15);
+the tests that matter for a change are a few files. They are found from the index of
+the base commit (`index.py`) and the repository's history, each with its reasons:
+
+1. test files the change itself adds or edits, and the files of the plan's target
+   tests;
+2. test files named for a changed file by the ecosystem's conventions
+   (`test_<module>.py`, `<module>_test.py`, `<module>_test.go`, `<name>.test.ts`,
+   `<name>.spec.js`, `tests/<name>.rs`), the nearest ones when several share a name;
+3. test files that import a changed module;
+4. test files that changed together with the changed files in past commits.
+
+An empty list means none was found, and the caller runs the whole suite.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+# A file a test runner collects (conftest.py and __init__.py are not run on their own).
+_RUNNABLE = re.compile(r"^(test_.+\.py|.+_test\.py|.+_test\.go|.+\.(test|spec)\.[cm]?[jt]sx?)$")
+_COCHANGE_COMMITS = 300
+_COCHANGE_MIN = 2
+
+
+@dataclass
+class Related:
+    path: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def is_test_file(path: str) -> bool:
+    """Whether a runner would run `path` as a test file."""
+    p = PurePosixPath(path)
+    return bool(_RUNNABLE.match(p.name)) or (p.suffix == ".rs" and "tests" in p.parts[:-1])
+
+
+def related_tests(repo: Path, commit: str, changed: Sequence[str], targets: Sequence[str] = (),
+                  *, limit: int = 25) -> list[Related]:
+    """Test files related to `changed` (paths relative to the root of `repo`) at
+    `commit`, most certain first, at most `limit`."""
+    from agent_cli.cache import open_cache
+    from agent_cli.search.index import load_index
+
+    root = Path(repo)
+    with open_cache(root / ".agent", "index") as cache:
+        index = load_index(root, cache, commit)
+    known = set(index.paths)
+    found: dict[str, Related] = {}
+
+    def add(path: str, why: str) -> None:
+        entry = found.setdefault(path, Related(path))
+        if why not in entry.reasons:
+            entry.reasons.append(why)
+
+    changed_set = set(changed)
+    for path in changed:
+        if is_test_file(path):
+            add(path, "changed by this run")
+    for target in targets:
+        path = target.split("::", 1)[0]
+        if is_test_file(path) and (path in known or path in changed_set):
+            add(path, f"holds the target test {target}")
+    code = [p for p in changed if not is_test_file(p) and p in known]
+    for path in code:
+        for test in _named_for(path, index.basenames, index.paths):
+            add(test, f"named for {path}")
+        for g in index.imported_by(index.path_ids[path]):
+            if is_test_file(index.paths[g]):
+                add(index.paths[g], f"imports {path}")
+    for test, (count, partner) in _changed_together(root, commit, code, known).items():
+        add(test, f"changed together with {partner} in {count} commits")
+    return list(found.values())[:limit]
+
+
+def _named_for(path: str, basenames: dict[str, list[int]], paths: list[str]) -> list[str]:
+    """Test files named for `path` by convention, the nearest of each name."""
+    p = PurePosixPath(path)
+    stem = p.parent.name if p.stem == "__init__" else p.stem
+    if not stem:
+        return []
+    names = {f"test_{stem}.py", f"{stem}_test.py", f"{stem}_test.go", f"{stem}.rs",
+             *(f"{stem}.{kind}.{ext}" for kind in ("test", "spec")
+               for ext in ("ts", "tsx", "js", "jsx", "mjs", "cjs"))}
+    out = []
+    for name in sorted(names):
+        candidates = [paths[i] for i in basenames.get(name, []) if is_test_file(paths[i])]
+        if candidates:
+            best = max(_shared_dirs(path, c) for c in candidates)
+            out += [c for c in candidates if _shared_dirs(path, c) == best]
+    return out
+
+
+def _shared_dirs(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(PurePosixPath(a).parts[:-1], PurePosixPath(b).parts[:-1], strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _changed_together(root: Path, commit: str, code: list[str],
+                      known: set[str]) -> dict[str, tuple[int, str]]:
+    """Test files changed in the same commits as `code`, in the last few hundred
+    commits that touched it: {test: (commits, one of the code files)}."""
+    if not code:
+        return {}
+    out = subprocess.run(
+        ["git", "-C", str(root), "log", f"-n{_COCHANGE_COMMITS}", "--format=%x00",
+         "--name-only", "--no-renames", commit, "--", *code],
+        capture_output=True, check=False)
+    counts: Counter[str] = Counter()
+    partner: dict[str, str] = {}
+    for chunk in out.stdout.decode("utf-8", "replace").split("\0"):
+        files = [f for f in chunk.splitlines() if f]
+        touched = [f for f in files if f in code]
+        for f in files:
+            if f in known and is_test_file(f) and touched:
+                counts[f] += 1
+                partner.setdefault(f, touched[0])
+    return {t: (n, partner[t]) for t, n in counts.most_common(5) if n >= _COCHANGE_MIN}

@@ -1,0 +1,180 @@
+"""The test stage on a repository with more tests than the change needs: selection,
+timeouts that are not failures, broken commands caught before code is written, and
+target tests named in the wrong file. Real `agent` processes, the model faked at HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.scenario import (
+    ANALYSIS,
+    BUGGY,
+    FIXED,
+    PR,
+    TARGET,
+    agent,
+    agent_env,
+    edits,
+    git,
+    make_repo,
+    plan,
+    script_happy,
+)
+from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
+
+SLOW_UNRELATED = "import time\n\ndef test_a_slow_unrelated_suite():\n    time.sleep(30)\n"
+
+
+@pytest.fixture
+def server(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
+    fake_anthropic.min_cacheable_tokens = 100
+    return fake_anthropic
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path)
+
+
+@pytest.fixture
+def env(server: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
+    return agent_env(server, tmp_path)
+
+
+def issue(repo: Path) -> str:
+    return str(repo.parent / "ISSUE.md")
+
+
+def only_run(repo: Path) -> str:
+    (run_id,) = os.listdir(repo / ".agent" / "runs")
+    return run_id
+
+
+def record(repo: Path, run_id: str, key: str) -> dict:
+    path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
+    return json.loads(path.read_text())
+
+
+def run_json(repo: Path, run_id: str) -> dict:
+    return json.loads((repo / ".agent" / "runs" / run_id / "run.json").read_text())
+
+
+def commit(repo: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "more tests")
+
+
+def test_only_the_related_tests_run_and_the_gate_says_which(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    commit(repo, {"tests/test_slow_reports.py": SLOW_UNRELATED})
+    script_happy(server)
+    started = time.monotonic()
+    first = agent(["solve", issue(repo)], repo, env)
+    assert first.returncode == 75, first.stderr + first.stdout
+    gate = first.stdout.replace("\n", " ")
+    assert "related test file(s): tests/test_cart.py" in gate
+    assert "baseline: 6 tests, 1 already failing" in gate
+    done = agent(["approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert time.monotonic() - started < 25  # the 30 s unrelated test never ran
+    run_id = only_run(repo)
+    result = record(repo, run_id, "run_tests")["output"]
+    assert result["passed"] and result["command"].endswith("-m pytest tests/test_cart.py")
+    selected = {f["path"]: f["reasons"] for f in result["selection"]["files"]}
+    assert list(selected) == ["tests/test_cart.py"]
+    assert "named for shopcart/cart.py" in selected["tests/test_cart.py"]
+    shown = agent(["inspect", run_id, "--step", "run_tests"], repo, env).stdout
+    assert "selected tests/test_cart.py: " in shown
+
+
+def test_scope_full_runs_the_whole_suite_after_the_related_tests_pass(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    commit(repo, {"tests/test_more.py": "def test_more():\n    assert True\n"})
+    script_happy(server)
+    done = agent(["solve", issue(repo), "--auto-approve"], repo, {**env, "AGENT_TEST_SCOPE": "full"})
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = record(repo, only_run(repo), "run_tests")["output"]
+    assert result["selection"]["scope"] == "full" and result["command"].endswith("-m pytest")
+    assert "then the whole suite ran" in result["selection"]["note"]
+    assert result["total"] > 7  # more than test_cart.py's tests
+
+
+def test_a_timeout_asks_and_approving_runs_again_with_twice_the_timeout(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    with (repo / "tests" / "test_cart.py").open("a") as f:
+        f.write("\n\ndef test_takes_three_seconds():\n    import time\n    time.sleep(3)\n")
+    git(repo, "commit", "-qam", "a slow test")
+    script_happy(server)
+    env = {**env, "AGENT_TEST_TIMEOUT": "2.5"}
+    first = agent(["solve", issue(repo), "--auto-approve"], repo, env)
+    assert first.returncode == 75, first.stderr + first.stdout
+    run_id = only_run(repo)
+    assert run_json(repo, run_id)["pending_wait"]["key"] == "tests_timed_out"
+    assert record(repo, run_id, "check_tests")["output"]["timed_out"] is True
+    assert record(repo, run_id, "run_tests")["output"]["timeout"] == "tests"
+    assert server.count(tool="submit_fix") == 0
+    done = agent(["approve", run_id], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    again = record(repo, run_id, "run_tests-2")["output"]
+    assert again["passed"] and again["timeout"] is None
+    assert server.count(tool="submit_fix") == 0
+
+
+def test_a_broken_test_command_stops_before_any_code_is_written(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    script_happy(server)
+    out = agent(["solve", issue(repo), "--auto-approve", "--test-cmd", "pytset -q"], repo, env)
+    assert out.returncode == 2, out.stderr + out.stdout
+    assert "the test command does not work on the base commit" in out.stdout.replace("\n", " ")
+    assert "--test-cmd" in out.stdout
+    assert server.count(tool="submit_edits") == 0 and server.count(tool="submit_fix") == 0
+    run_id = only_run(repo)
+    assert record(repo, run_id, "check_tests")["error"]["type"] == "TestCommandBroken"
+    fixed = agent(["replay", run_id, "--from", "check_tests", "--test-cmd",
+                   f"{sys.executable} -m pytest -q"], repo, env)
+    assert fixed.returncode == 0, fixed.stderr + fixed.stdout
+
+
+def test_a_target_test_named_in_the_wrong_file_is_found_by_its_name(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    wrong = TARGET.replace("tests/test_cart.py", "tests/test_coupons.py")
+    misplaced = {**plan(), "tests": [{"id": wrong, "kind": "existing", "reason": "the bug"}]}
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(misplaced))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
+    done = agent(["solve", issue(repo), "--auto-approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = record(repo, only_run(repo), "run_tests")["output"]
+    assert result["passed"] and result["resolved_targets"] == {wrong: TARGET}
+    assert server.count(tool="submit_fix") == 0
+
+
+def test_a_target_that_cannot_be_found_is_corrected_by_the_fix_stage(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    ghost = "tests/test_cart.py::test_percent_coupons"
+    unknown = {**plan(), "tests": [{"id": ghost, "kind": "existing", "reason": "the bug"}]}
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(unknown))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_fix", reply=tool_reply(
+        {"edits": [], "explanation": "the test has another name", "targets": [TARGET]}))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
+    done = agent(["solve", issue(repo), "--auto-approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run_id = only_run(repo)
+    assert record(repo, run_id, "run_tests")["output"]["missing_targets"] == [ghost]
+    told = server.find(tool="submit_fix")[0].body["messages"][0]["content"][-1]["text"]
+    assert "corrected ids in `targets`" in told
+    assert record(repo, run_id, "fix_code")["output"]["targets"] == [TARGET]
+    assert record(repo, run_id, "run_tests-2")["output"]["passed"] is True
+    assert server.count(tool="submit_fix") == 1
