@@ -77,7 +77,7 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef,
     box = sandbox()
     selection, files = select(repo, command, environment, changes.files, targets,
                               exists=lambda f: (wt.path / f).is_file())
-    narrowed = testrun.narrow(command, files) if files else None
+    narrowed = testrun.narrow(command, files, wt.path) if files else None
     before = testrun.baseline(Path(repo.path), repo.base_commit, command,
                               agent_dir=rt().agent_dir, timeout=timeout, sandbox=box,
                               on_start=_record_process("baseline_process"), files=files or None)
@@ -128,7 +128,7 @@ def select(repo: RepoRef, command: list[str] | str, environment: str, changed: l
     related = [r for r in related_tests(Path(repo.path), repo.base_commit, changed, targets)
                if exists(r.path)]
     files = [r.path for r in related]
-    narrowed = testrun.narrow(command, files)
+    narrowed = testrun.narrow(command, files, Path(repo.path))
     if not files:
         note = "no test file related to the change was found: the whole suite runs"
     elif narrowed is None:

@@ -8,9 +8,11 @@ Output is read by a thread into a buffer that keeps the head and the tail and co
 what it dropped, so a suite printing gigabytes costs a bounded amount of memory.
 
 For pytest, per-test results come from JUnit XML (`--junitxml` into a temporary
-file, `junit_family=xunit1` so each case carries its `file`). Node ids are rebuilt
-as pytest prints them: `file::Class::name[params]`. Other runners are judged by
-their exit code only.
+file, `junit_family=xunit1` so each case carries its `file`), or, when a stopped run
+wrote none, from a plugin that streamed each result as it was known. Node ids are
+rebuilt as pytest prints them: `file::Class::name[params]`. Go, Cargo, Jest, Vitest
+and `node --test` report through `runners.py`; other commands are judged by their
+exit code only.
 
 A test suite can already fail on the base commit. `baseline` runs the same command
 on the base in a throwaway worktree (cached per commit and command, as JSON) and
@@ -42,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent_cli.cache import open_cache
 from agent_cli.workspace._git import clean_env
 from agent_cli.workspace.errors import TestCommandNotFound, WorkspaceError
+from agent_cli.workspace.runners import runner_for
 from agent_cli.workspace.sandbox import Process, Sandbox
 from agent_cli.workspace.worktree import Worktree, repo_root, resolve_commit
 
@@ -228,9 +231,14 @@ def run_tests(
         raise WorkspaceError(f"cannot run tests: {root} is not a directory")
     sandbox = sandbox or Sandbox()
     pytest = is_pytest(command)
+    runner = None if pytest else runner_for(command, root)
     with tempfile.TemporaryDirectory(prefix="agent-tests-") as tmp:
         scratch = Path(tmp)
-        argv, env = _prepare(root, command, scratch if pytest else None, sandbox)
+        instrumented, runner_env = runner.instrument(command, scratch) if runner else (command, {})
+        argv, env = _prepare(root, instrumented, scratch if pytest else None, sandbox)
+        for name, value in runner_env.items():  # NODE_OPTIONS: after what the user passes
+            env[name] = f"{os.environ[name]} {value}" if (
+                name in sandbox.pass_env and os.environ.get(name)) else value
         start = time.monotonic()
         proc = _start(sandbox, argv, root, scratch, env)
         if on_start is not None:
@@ -241,6 +249,8 @@ def run_tests(
         if pytest:  # the JUnit report, or what the stream recorded before a stop
             tests = _parse_junit(scratch / "junit.xml", root) or _parse_stream(
                 scratch / "stream.jsonl")
+        elif runner is not None:
+            tests = runner.results(output, scratch, root)
     if timed_out:
         output += f"\n[agent] timed out after {timeout:g}s; the test process group was stopped\n"
     collected = not timed_out and (exit_code in (0, 1) if pytest else True)
@@ -418,8 +428,10 @@ def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
 
 
 def _parse_stream(path: Path) -> list[TestCase] | None:
-    """Results from `_pytest_stream.py`'s lines: a test's outcome is its worst phase
-    (a failing teardown makes it an error), as in JUnit. None when there are none."""
+    """Results from `_pytest_stream.py`'s lines, as JUnit would give them: a failed or
+    skipped setup decides the test; else its call, made worse by a failing teardown.
+    A test whose call never reported (stopped mid-way) is left out, not passed. None
+    when there are none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
@@ -428,23 +440,33 @@ def _parse_stream(path: Path) -> list[TestCase] | None:
             lines = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None
-    by_id: dict[str, TestCase] = {}
+    phases: dict[str, dict[str, tuple[str, str | None]]] = {}
     for line in lines:
         try:
             item = json.loads(line)
-            test_id, when, outcome = str(item["id"]), item["when"], item["outcome"]
-        except (ValueError, KeyError, TypeError):
+            phases.setdefault(str(item["id"]), {})[item["when"]] = (
+                str(item["outcome"]), item.get("message") or None)
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut by the stop
-        if outcome == "failed" and when != "call":
-            outcome = "error"
-        if outcome not in _RANK:
-            continue
-        prior = by_id.get(test_id)
-        if prior is None or _RANK[outcome] > _RANK[prior.outcome]:
-            message = item.get("message")
-            by_id[test_id] = TestCase(id=test_id, outcome=outcome,
-                                      message=str(message) if message else None)
-    return list(by_id.values()) or None
+    out = []
+    for test_id, seen in phases.items():
+        decided = _decide(seen)
+        if decided is not None:
+            out.append(TestCase(id=test_id, outcome=decided[0], message=decided[1]))  # type: ignore[arg-type]
+    return out or None
+
+
+def _decide(seen: dict[str, tuple[str, str | None]]) -> tuple[str, str | None] | None:
+    setup, call, teardown = seen.get("setup"), seen.get("call"), seen.get("teardown")
+    if "collect" in seen:
+        return "error", seen["collect"][1]
+    if setup is not None and setup[0] != "passed":
+        return ("skipped" if setup[0] == "skipped" else "error"), setup[1]
+    if call is None:
+        return None
+    if teardown is not None and teardown[0] == "failed":
+        return "error", teardown[1]
+    return (call[0] if call[0] in ("passed", "failed", "skipped") else "failed"), call[1]
 
 
 def _message(element: ET.Element) -> str | None:
@@ -533,17 +555,22 @@ def baseline(
         finally:
             wt.remove()
 
-    if files is None or narrow(command, files) is None:
+    if files is not None and is_pytest(command) and narrow(command, files) is not None:
+        return _baseline_of_files(root, commit, command, files, key, agent_dir, timeout, fresh)
+    if files is not None:  # another runner: the selection as one cache entry
+        present = [f for f in files if _in_commit(root, commit, f)]
+        narrowed = narrow(command, present, root) if present else None
+        if narrowed is not None:
+            command, key = narrowed, [*key[:3], narrowed, *key[4:]]
+    with open_cache(agent_dir, "baselines") as cache:
+        hit = _usable(cache.get(key), timeout)
+    if hit is not None:
+        return TestRun.model_validate({**hit, "from_cache": True})
+    run = fresh(command)
+    if broken_command(run) is None:
         with open_cache(agent_dir, "baselines") as cache:
-            hit = _usable(cache.get(key), timeout)
-        if hit is not None:
-            return TestRun.model_validate({**hit, "from_cache": True})
-        run = fresh(command)
-        if broken_command(run) is None:
-            with open_cache(agent_dir, "baselines") as cache:
-                cache.set(key, {**run.model_dump(mode="json"), "timeout": timeout})
-        return run
-    return _baseline_of_files(root, commit, command, files, key, agent_dir, timeout, fresh)
+            cache.set(key, {**run.model_dump(mode="json"), "timeout": timeout})
+    return run
 
 
 def _baseline_of_files(root: Path, commit: str, command: list[str] | str, files: list[str],
@@ -623,11 +650,16 @@ _PYTEST_VALUED = frozenset("-c -k -m -o -p -W --rootdir --confcutdir --basetemp 
                            "--deselect --junitxml".split())
 
 
-def narrow(command: list[str] | str, files: list[str]) -> list[str] | str | None:
-    """`command` run on `files` only, or None: not pytest, a shell pipeline, or the
-    command already names what to test (the user narrowed it)."""
-    if not files or not is_pytest(command):
+def narrow(command: list[str] | str, files: list[str],
+           root: Path | None = None) -> list[str] | str | None:
+    """`command` run on `files` only, or None: a runner that cannot narrow by file, a
+    shell pipeline, or a command that already names what to test (the user narrowed
+    it). `root` is the project (for `npm test`, its package.json says what runs)."""
+    if not files:
         return None
+    if not is_pytest(command):
+        runner = runner_for(command, root)
+        return runner.select(command, files) if runner is not None else None
     if isinstance(command, str):
         if any(op in command for op in ("&&", "||", ";", "|", "`", "$(", ">", "<", "\n")):
             return None
