@@ -8,7 +8,8 @@ the base commit (`index.py`) and the repository's history, each with its reasons
    tests;
 2. test files named for a changed file by the ecosystem's conventions
    (`test_<module>.py`, `<module>_test.py`, `<module>_test.go`, `<name>.test.ts`,
-   `<name>.spec.js`, `tests/<name>.rs`), the nearest ones when several share a name;
+   `<name>.spec.js`, `tests/<name>.rs`), the nearest in the tree when several share
+   a name;
 3. test files that import a changed module;
 4. test files that changed together with the changed files in past commits.
 
@@ -93,18 +94,20 @@ def _named_for(path: str, basenames: dict[str, list[int]], paths: list[str]) -> 
     for name in sorted(names):
         candidates = [paths[i] for i in basenames.get(name, []) if is_test_file(paths[i])]
         if candidates:
-            best = max(_shared_dirs(path, c) for c in candidates)
-            out += [c for c in candidates if _shared_dirs(path, c) == best]
+            best = min(_distance(path, c) for c in candidates)
+            out += [c for c in candidates if _distance(path, c) == best]
     return out
 
 
-def _shared_dirs(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(PurePosixPath(a).parts[:-1], PurePosixPath(b).parts[:-1], strict=False):
+def _distance(a: str, b: str) -> int:
+    """Steps up from a's directory and down to b's in the tree."""
+    da, db = PurePosixPath(a).parts[:-1], PurePosixPath(b).parts[:-1]
+    shared = 0
+    for x, y in zip(da, db, strict=False):
         if x != y:
             break
-        n += 1
-    return n
+        shared += 1
+    return len(da) + len(db) - 2 * shared
 
 
 def _changed_together(root: Path, commit: str, code: list[str],
@@ -115,7 +118,7 @@ def _changed_together(root: Path, commit: str, code: list[str],
         return {}
     out = subprocess.run(
         ["git", "-C", str(root), "log", f"-n{_COCHANGE_COMMITS}", "--format=%x00",
-         "--name-only", "--no-renames", commit, "--", *code],
+         "--name-only", "--full-diff", "--no-renames", commit, "--", *code],
         capture_output=True, check=False)
     counts: Counter[str] = Counter()
     partner: dict[str, str] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -178,3 +179,46 @@ def test_a_target_that_cannot_be_found_is_corrected_by_the_fix_stage(
     assert record(repo, run_id, "fix_code")["output"]["targets"] == [TARGET]
     assert record(repo, run_id, "run_tests-2")["output"]["passed"] is True
     assert server.count(tool="submit_fix") == 1
+
+
+JS_BUG = "  return a - b;\n"
+JS_FIX = "  return a + b;\n"
+
+
+@pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="node/npm absent")
+def test_a_node_project_gets_per_test_results_and_its_related_tests(
+        tmp_path: Path, env: dict, server: FakeAnthropic) -> None:
+    repo = tmp_path / "calc"
+    files = {
+        "package.json": json.dumps({"name": "calc", "version": "1.0.0",
+                                    "scripts": {"test": "node --test"}}),
+        "src/math.js": f"function add(a, b) {{\n{JS_BUG}}}\nmodule.exports = {{ add }};\n",
+        "test/math.test.js": ("const test = require('node:test');\n"
+                              "const assert = require('node:assert');\n"
+                              "const { add } = require('../src/math.js');\n"
+                              "test('adds', () => assert.strictEqual(add(2, 3), 5));\n"
+                              "test('adds zero', () => assert.strictEqual(add(2, 0), 2));\n"),
+        "test/legacy.test.js": ("const test = require('node:test');\n"
+                                "test('is broken', () => { throw new Error('old'); });\n"),
+    }
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test User")
+    git(repo, "config", "user.email", "test@example.com")
+    commit(repo, files)
+    (tmp_path / "ISSUE.md").write_text("# add() subtracts\n\nadd(2, 3) returns -1 in src/math.js.\n")
+    js_plan = {"summary": "Add instead of subtracting.",
+               "changes": [{"path": "src/math.js", "action": "modify", "description": "add"}],
+               "tests": [{"id": "test/math.test.js::adds", "kind": "existing", "reason": "bug"}]}
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(js_plan))
+    server.route(tool="submit_edits", reply=tool_reply(edits("src/math.js", JS_BUG, JS_FIX)))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
+    done = agent(["solve", str(tmp_path / "ISSUE.md"), "--auto-approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run_id = only_run(repo)
+    baseline = record(repo, run_id, "check_tests")["output"]
+    assert baseline["failing"] == ["test/math.test.js::adds"]  # the bug, on the base commit
+    result = record(repo, run_id, "run_tests")["output"]
+    assert result["passed"] and result["total"] == 2  # legacy.test.js was not selected
+    assert [f["path"] for f in result["selection"]["files"]] == ["test/math.test.js"]

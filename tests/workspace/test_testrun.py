@@ -314,3 +314,84 @@ def test_detect_test_command(tmp_path: Path) -> None:
     assert detect_test_command(make("go", {"go.mod": "module x\n"})) == ["go", "test", "./..."]
     assert detect_test_command(make("rs", {"Cargo.toml": "[package]\n"})) == ["cargo", "test"]
     assert detect_test_command(make("none", {"README.md": "hi"})) is None
+
+
+def test_narrow_appends_test_files_unless_the_command_already_names_some() -> None:
+    from agent_cli.workspace.testrun import narrow
+
+    files = ["tests/test_a.py", "tests/test_b.py"]
+    assert narrow([*PYTEST], files) == [*PYTEST, *files]
+    assert narrow("pytest -x -k 'not slow'", files) == "pytest -x -k 'not slow' tests/test_a.py tests/test_b.py"
+    assert narrow("python -m pytest -c setup.cfg", files) is not None  # -c's value is no target
+    for named in ("pytest tests/test_a.py", "pytest tests/", "pytest t.py::test_x",
+                  "pytest -q && flake8", "tox -e py311", "make test"):
+        assert narrow(named, files) is None, named
+    assert narrow([*PYTEST, "tests"], []) is None
+
+
+def test_the_baseline_of_a_selection_is_cached_per_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = project(tmp_path / "p", {"test_a.py": "def test_a():\n    assert False\n",
+                                    "test_b.py": "def test_b():\n    pass\n",
+                                    "test_c.py": "def test_c():\n    pass\n"})
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    box = Sandbox(mode="off", pass_env=("SIDE_EFFECT_LOG",))
+    base = head_commit(repo)
+
+    def ask(files: list[str]) -> TestRun:
+        return baseline(repo, base, PYTEST, agent_dir=repo / ".agent", timeout=60, sandbox=box,
+                        files=files)
+
+    first = ask(["tests/test_a.py", "tests/test_b.py"])
+    assert [t.id for t in first.tests] == ["tests/test_a.py::test_a", "tests/test_b.py::test_b"]
+    assert log.read_text() == "ran\n" and not first.from_cache
+    again = ask(["tests/test_b.py", "tests/test_c.py", "tests/test_new.py"])  # new: not on base
+    assert log.read_text() == "ran\nran\n"  # test_c.py only; test_b.py came from the cache
+    assert [t.id for t in again.tests] == ["tests/test_b.py::test_b", "tests/test_c.py::test_c"]
+    served = ask(["tests/test_a.py", "tests/test_c.py"])
+    assert served.from_cache and log.read_text() == "ran\nran\n"
+    assert [t.outcome for t in served.tests] == ["failed", "passed"]
+
+
+def test_a_timed_out_baseline_is_cached_with_its_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = project(tmp_path / "p", {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(2)\n"})
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    box = Sandbox(mode="off", pass_env=("SIDE_EFFECT_LOG",))
+    base = head_commit(repo)
+
+    def ask(timeout: float) -> TestRun:
+        return baseline(repo, base, PYTEST, agent_dir=repo / ".agent", timeout=timeout,
+                        sandbox=box, files=["tests/test_slow.py"])
+
+    assert ask(1).timed_out and log.read_text() == "ran\n"
+    assert ask(1).timed_out and log.read_text() == "ran\n"  # not run blindly again
+    longer = ask(10)  # a longer timeout asks anew
+    assert not longer.timed_out and log.read_text() == "ran\nran\n"
+
+
+def test_a_suite_stopped_before_its_report_keeps_the_results_it_had(tmp_path: Path) -> None:
+    stubborn = ("import signal, time\n\ndef test_first():\n    pass\n\ndef test_second():\n"
+                "    assert 1 == 2\n\ndef test_stuck():\n"
+                "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    time.sleep(60)\n")
+    root = project(tmp_path / "p", {"test_stubborn.py": stubborn})
+    run = run_tests(root, PYTEST, timeout=3, sandbox=UNCONFINED)
+    assert run.timed_out and run.exit_code == -9  # killed: pytest wrote no JUnit report
+    assert {t.id: t.outcome for t in run.tests} == {
+        "tests/test_stubborn.py::test_first": "passed",
+        "tests/test_stubborn.py::test_second": "failed"}
+    assert "assert 1 == 2" in (run.tests[1].message or "")
+
+
+def test_a_target_named_in_another_file_is_found_by_name() -> None:
+    current = TestRun(command=PYTEST, exit_code=0, timed_out=False, duration_s=1,
+                      tests=[TestCase(id="tests/test_b.py::TestK::test_x[1]", outcome="passed"),
+                             TestCase(id="tests/test_b.py::test_y", outcome="passed"),
+                             TestCase(id="tests/test_c.py::test_y", outcome="passed")],
+                      output_tail="", collected=True, junit=True)
+    verdict = evaluate(current, None, ["tests/test_a.py::TestK::test_x", "tests/test_a.py::test_y"])
+    assert verdict.resolved_targets == {"tests/test_a.py::TestK::test_x": "tests/test_b.py::TestK::test_x"}
+    assert verdict.missing_targets == ["tests/test_a.py::test_y"]  # two files have it: ambiguous
+    assert not verdict.passed
