@@ -10,8 +10,8 @@ the base commit (`index.py`) and the repository's history, each with its reasons
    (`test_<module>.py`, `<module>_test.py`, `<module>_test.go`, `<name>.test.ts`,
    `<name>.spec.js`, `tests/<name>.rs`), the nearest in the tree when several share
    a name;
-3. test files that import a changed module;
-4. test files that changed together with the changed files in past commits.
+3. test files that import a changed module (unless they import everything);
+4. test files that changed together with the changed files in past focused commits.
 
 An empty list means none was found, and the caller runs the whole suite.
 """
@@ -28,7 +28,15 @@ from pathlib import Path, PurePosixPath
 # A file a test runner collects (conftest.py and __init__.py are not run on their own).
 _RUNNABLE = re.compile(r"^(test_.+\.py|.+_test\.py|.+_test\.go|.+\.(test|spec)\.[cm]?[jt]sx?)$")
 _COCHANGE_COMMITS = 300
-_COCHANGE_MIN = 2
+_COCHANGE_WEIGHT = 1.0
+# A commit of more files than this is a sweep (a rename, a style pass), not a change
+# whose tests belong together: sympy's 300-550-file commits paired point.py with
+# test_integrals.py.
+_FOCUSED_COMMIT = 20
+# A test file importing more modules than this tests everything (sympy's test_args.py
+# imports 178, test_pickling.py 64; the median test file imports 4, the 99th
+# percentile 21): it is no more related to one module than to the others.
+_BROAD_IMPORTS = 25
 
 
 @dataclass
@@ -74,10 +82,11 @@ def related_tests(repo: Path, commit: str, changed: Sequence[str], targets: Sequ
         for test in _named_for(path, index.basenames, index.paths):
             add(test, f"named for {path}")
         for g in index.imported_by(index.path_ids[path]):
-            if is_test_file(index.paths[g]):
+            if is_test_file(index.paths[g]) and len(index.imports(g)) <= _BROAD_IMPORTS:
                 add(index.paths[g], f"imports {path}")
     for test, (count, partner) in _changed_together(root, commit, code, known).items():
-        add(test, f"changed together with {partner} in {count} commits")
+        if len(index.imports(index.path_ids[test])) <= _BROAD_IMPORTS:
+            add(test, f"changed together with {partner} in {count} commits")
     return list(found.values())[:limit]
 
 
@@ -112,21 +121,29 @@ def _distance(a: str, b: str) -> int:
 
 def _changed_together(root: Path, commit: str, code: list[str],
                       known: set[str]) -> dict[str, tuple[int, str]]:
-    """Test files changed in the same commits as `code`, in the last few hundred
-    commits that touched it: {test: (commits, one of the code files)}."""
+    """Test files changed in the same focused commits as `code`, in the last few
+    hundred commits that touched it: {test: (commits, one of the code files)}. Each
+    commit weighs 1/(its files - 1): a fix and its test alone weigh 1, an 11-file
+    change 0.1; a file needs the weight of one such pair."""
     if not code:
         return {}
     out = subprocess.run(
         ["git", "-C", str(root), "log", f"-n{_COCHANGE_COMMITS}", "--format=%x00",
          "--name-only", "--full-diff", "--no-renames", commit, "--", *code],
         capture_output=True, check=False)
+    weight: dict[str, float] = {}
     counts: Counter[str] = Counter()
     partner: dict[str, str] = {}
     for chunk in out.stdout.decode("utf-8", "replace").split("\0"):
         files = [f for f in chunk.splitlines() if f]
         touched = [f for f in files if f in code]
+        if not touched or len(files) > _FOCUSED_COMMIT:
+            continue
         for f in files:
-            if f in known and is_test_file(f) and touched:
+            if f in known and is_test_file(f):
+                weight[f] = weight.get(f, 0.0) + 1 / max(1, len(files) - 1)
                 counts[f] += 1
                 partner.setdefault(f, touched[0])
-    return {t: (n, partner[t]) for t, n in counts.most_common(5) if n >= _COCHANGE_MIN}
+    strong = sorted((f for f, w in weight.items() if w >= _COCHANGE_WEIGHT),
+                    key=lambda f: -weight[f])
+    return {f: (counts[f], partner[f]) for f in strong[:5]}
