@@ -13,8 +13,11 @@ prints, overall and per repository:
 - next to a baseline computed here: plain BM25 over whole files, the issue's tokens
   as query, no other signal, every source file (tests included) a candidate.
 
-Trees come from mirrors fetched into /work/.mirror/<owner>+<name>/repo (or --mirrors).
-Each instance gets a small git repository under --cache (default /work/.benchcache):
+Trees come from mirrors fetched into <mirrors>/<owner>+<name>/repo. The data set, the
+mirrors and the cache default to $AGENT_BENCH_DATA, $AGENT_BENCH_MIRRORS and
+$AGENT_BENCH_CACHE, else to shared/bench/swebench_dev.jsonl, .mirror/ and .benchcache/
+next to this checkout (see bench/benchpaths.py); --data, MIRRORS and --cache override.
+Each instance gets a small git repository under the cache:
 `git init`, the mirror's object store as an alternate (nothing copied), HEAD at the
 base commit, and the work tree from `git archive BASE | tar -x`. Nothing is written
 inside the project checkout but the git-ignored bytecode of --wall's runs.
@@ -40,9 +43,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-DATA = Path("/work/shared/bench/swebench_dev.jsonl")
-MIRRORS = Path("/work/.mirror")
-CACHE = Path("/work/.benchcache")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchpaths import CACHE, DATA, MIRRORS, check_cache
+
 # A blob some snapshots lack; the index skips files over 1 MB anyway.
 EXCLUDES = {"astropy/astropy": ["astropy/utils/iers/data/eopc04.1962-now"]}
 KS = (1, 3, 5, 10)
@@ -229,9 +232,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    main_checkout = Path(__file__).resolve().parents[1]
-    if args.cache.resolve().is_relative_to(main_checkout):
-        raise SystemExit("--cache must be outside the project checkout")
+    check_cache(args.cache)
     rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
     if args.repo:
         rows = [r for r in rows if any(x in r["repo"] for x in args.repo)]

@@ -47,11 +47,9 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchpaths import CACHE, DATA, MIRRORS, check_cache
 from localize import (
-    CACHE,
-    DATA,
     KS,
-    MIRRORS,
     baseline_ranking,
     file_metrics,
     mirror_for,
@@ -146,8 +144,7 @@ def main() -> None:
     ap.add_argument("--per-repo", type=int, default=40, help="instances per repository")
     ap.add_argument("--dump", type=Path, help="write per-instance results as JSON lines")
     args = ap.parse_args()
-    if args.cache.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
-        raise SystemExit("--cache must be outside the project checkout")
+    check_cache(args.cache)
 
     from agent_cli.cache import open_cache
     from agent_cli.search import locate_text
