@@ -16,8 +16,6 @@ paying for a fix, and asking again doubles the timeout (`patience`).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +38,7 @@ from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setti
 from agent_cli.settings import user_config_dir
 from agent_cli.workspace import sandbox as sandboxing
 from agent_cli.workspace import testrun
-from agent_cli.workspace.worktree import is_tracked
+from agent_cli.workspace.worktree import files_at, is_tracked
 
 
 class TestCommandBroken(UsageError):
@@ -53,13 +51,14 @@ class TestCommandBroken(UsageError):
 @durable.checkpoint
 def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
     command, environment = test_command(repo)
-    in_base = _in_base(repo)
+    in_base = files_at(Path(repo.path), repo.base_commit)
     selection, files = select(repo, command, environment, [c.path for c in plan.changes],
-                              [t.id for t in plan.tests], exists=in_base)
-    run = testrun.baseline(Path(repo.path), repo.base_commit, command, agent_dir=rt().agent_dir,
-                           timeout=seconds_setting("test_timeout", 900), sandbox=sandbox(),
-                           on_start=_record_process("baseline_process"), files=files or None)
-    _stop_if_broken(run, "on the base commit")
+                              [t.id for t in plan.tests], exists=in_base.__contains__)
+    run = _baseline(repo, command, files, seconds_setting("test_timeout", 900), sandbox())
+    if files and _collected_nothing(run):
+        selection, files = _widened(selection, command)
+        run = _baseline(repo, command, [], seconds_setting("test_timeout", 900), sandbox())
+    _stop_if_broken(run, "on the base commit", narrowed=bool(files))
     failing = [t.id for t in run.tests if t.outcome in ("failed", "error")]
     return TestBaseline(selection=selection, total=len(run.tests), failing=failing,
                         timed_out=run.timed_out, seconds=run.duration_s,
@@ -77,24 +76,21 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef,
     box = sandbox()
     selection, files = select(repo, command, environment, changes.files, targets,
                               exists=lambda f: (wt.path / f).is_file())
+    before = _baseline(repo, command, files, timeout, box)
     narrowed = testrun.narrow(command, files, wt.path) if files else None
-    before = testrun.baseline(Path(repo.path), repo.base_commit, command,
-                              agent_dir=rt().agent_dir, timeout=timeout, sandbox=box,
-                              on_start=_record_process("baseline_process"), files=files or None)
-    _stop_if_broken(before, "on the base commit")
-    now = testrun.run_tests(wt.path, narrowed or command, timeout=timeout,
-                            output_cap=number_setting("test_output_cap", 200_000),
-                            sandbox=box, on_start=_record_process("test_process"))
+    now = _run(wt.path, narrowed or command, timeout, box, "test_process")
+    if files and _collected_nothing(now) and _collected_nothing(before):
+        selection, files = _widened(selection, command)
+        before = _baseline(repo, command, [], timeout, box)
+        now = _run(wt.path, command, timeout, box, "test_process")
+    _stop_if_broken(before, "on the base commit", narrowed=bool(files))
     if now.exit_code in (126, 127):
         _stop_if_broken(now, "in the worktree")
-    verdict = testrun.evaluate(now, before, targets)
-    if verdict.passed and narrowed and setting("test_scope") == "full":
-        before = testrun.baseline(Path(repo.path), repo.base_commit, command,
-                                  agent_dir=rt().agent_dir, timeout=timeout, sandbox=box)
-        now = testrun.run_tests(wt.path, command, timeout=timeout,
-                                output_cap=number_setting("test_output_cap", 200_000),
-                                sandbox=box, on_start=_record_process("full_suite_process"))
-        verdict = testrun.evaluate(now, before, targets)
+    verdict = testrun.evaluate(now, before, targets, changes.files)
+    if verdict.passed and files and setting("test_scope") == "full":
+        before = _baseline(repo, command, [], timeout, box)
+        now = _run(wt.path, command, timeout, box, "full_suite_process")
+        verdict = testrun.evaluate(now, before, targets, changes.files)
         selection = selection.model_copy(update={
             "command": ctx.shown_command(command),
             "note": "the related tests passed; then the whole suite ran (test_scope: full)"})
@@ -113,6 +109,32 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef,
         selection=selection, timeout=timeout_in,  # type: ignore[arg-type]
         baseline_seconds=0.0 if before.from_cache else before.duration_s,
         resolved_targets=verdict.resolved_targets)
+
+
+def _baseline(repo: RepoRef, command: list[str] | str, files: list[str], timeout: float,
+              box: sandboxing.Sandbox) -> testrun.TestRun:
+    return testrun.baseline(Path(repo.path), repo.base_commit, command, agent_dir=rt().agent_dir,
+                            timeout=timeout, sandbox=box, files=files or None,
+                            on_start=_record_process("baseline_process"))
+
+
+def _run(root: Path, command: list[str] | str, timeout: float, box: sandboxing.Sandbox,
+         label: str) -> testrun.TestRun:
+    return testrun.run_tests(root, command, timeout=timeout,
+                             output_cap=number_setting("test_output_cap", 200_000),
+                             sandbox=box, on_start=_record_process(label))
+
+
+def _collected_nothing(run: testrun.TestRun) -> bool:
+    """pytest found no test in the selected files (its exit 5): all deselected by
+    the project's options, say. The whole suite is then what can be compared."""
+    return testrun.is_pytest(run.command) and run.exit_code == 5 and not run.timed_out
+
+
+def _widened(selection: Selection, command: list[str] | str) -> tuple[Selection, list[str]]:
+    return selection.model_copy(update={
+        "command": ctx.shown_command(command), "files": [],
+        "note": "the related test files hold no test that runs here: the whole suite runs"}), []
 
 
 def select(repo: RepoRef, command: list[str] | str, environment: str, changed: list[str],
@@ -158,16 +180,13 @@ def test_command(repo: RepoRef) -> tuple[list[str] | str, str]:
     return [python, *detected[1:]], environment
 
 
-def project_python(repo: Path) -> str:
-    return project_environment(repo)[0]
-
-
 def project_environment(repo: Path) -> tuple[str, str]:
     """The interpreter that has the project's dependencies, and where it comes from:
-    the checkout's own virtualenv, the active one, poetry's, or (the demo, a project
-    without one) the interpreter agent runs on. A virtualenv the repository ships
-    (tracked in git) is not the user's: skipped, as the sandbox would make whatever
-    its pyvenv.cfg names readable."""
+    the checkout's own virtualenv, the active one, or (the demo, a project without
+    one) the interpreter agent runs on. A virtualenv the repository ships (tracked in
+    git) is not the user's: skipped, as the sandbox would make whatever its
+    pyvenv.cfg names readable. Nothing from the repository runs here: tools such as
+    poetry load plugins from the project they are asked about."""
     noticed = [f"{name} present (not used: the tests run directly)"
                for name in ("tox.ini", "noxfile.py") if (repo / name).is_file()]
     for venv, why in ((repo / ".venv", ".venv in the checkout"), (repo / "venv", "venv in the "
@@ -176,25 +195,13 @@ def project_environment(repo: Path) -> tuple[str, str]:
         python = venv / "bin" / "python"
         if python.is_file() and not is_tracked(repo, venv):
             return str(python), "; ".join([f"{python} ({why})", *noticed])
-    poetry = _poetry_env(repo)
-    if poetry is not None:
-        return str(poetry / "bin" / "python"), "; ".join([f"{poetry} (poetry)", *noticed])
-    if (repo / "uv.lock").is_file() and not (repo / ".venv").exists():
-        noticed.append("uv.lock present but no .venv: run `uv sync` to test in it")
+    for lock, tool, how in (("poetry.lock", "poetry", "activate its environment (VIRTUAL_ENV) or "
+                             "set virtualenvs.in-project"),
+                            ("uv.lock", "uv", "run `uv sync` to make .venv")):
+        if (repo / lock).is_file():
+            noticed.append(f"{lock} present: to test in {tool}'s environment, {how}")
     return sys.executable, "; ".join([f"{sys.executable} (agent's own: no virtualenv found)",
                                       *noticed])
-
-
-def _poetry_env(repo: Path) -> Path | None:
-    if not (repo / "poetry.lock").is_file() or shutil.which("poetry") is None:
-        return None
-    try:
-        out = subprocess.run(["poetry", "env", "info", "-p"], cwd=repo, capture_output=True,
-                             text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    path = Path(out.stdout.strip())
-    return path if out.returncode == 0 and (path / "bin" / "python").is_file() else None
 
 
 def sandbox() -> sandboxing.Sandbox:
@@ -209,20 +216,13 @@ def _record_process(label: str) -> Callable[[sandboxing.Process], None]:
     return record
 
 
-def _stop_if_broken(run: testrun.TestRun, where: str) -> None:
-    why = testrun.broken_command(run)
+def _stop_if_broken(run: testrun.TestRun, where: str, *, narrowed: bool = False) -> None:
+    why = testrun.broken_command(run, narrowed=narrowed)
     if why is not None:
         raise TestCommandBroken(
             f"the test command does not work {where}: {why}",
             hint=f"fix the command and fork from here: agent replay {run_id()} --from "
             "check_tests --test-cmd 'COMMAND' (or start anew with agent solve --test-cmd)")
-
-
-def _in_base(repo: RepoRef) -> Callable[[str], bool]:
-    listed = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", repo.base_commit],
-                            cwd=repo.path, capture_output=True, check=False).stdout
-    names = set(listed.decode("utf-8", "surrogateescape").split("\0"))
-    return names.__contains__
 
 
 def _baseline_line(run: testrun.TestRun, failing: list[str]) -> str:

@@ -128,7 +128,8 @@ def _changed_together(root: Path, commit: str, code: list[str],
     if not code:
         return {}
     out = subprocess.run(
-        ["git", "-C", str(root), "log", f"-n{_COCHANGE_COMMITS}", "--format=%x00",
+        ["git", "-C", str(root), "-c", "core.quotePath=false", "log", f"-n{_COCHANGE_COMMITS}",
+         "--format=%x00",
          "--name-only", "--full-diff", "--no-renames", commit, "--", *code],
         capture_output=True, check=False)
     weight: dict[str, float] = {}

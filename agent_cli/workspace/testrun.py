@@ -22,6 +22,7 @@ tests are stricter: each must exist in the current run and pass.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -36,7 +37,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import IO, ClassVar, Literal
 from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,11 +46,13 @@ from agent_cli.cache import open_cache
 from agent_cli.workspace._git import clean_env
 from agent_cli.workspace.errors import TestCommandNotFound, WorkspaceError
 from agent_cli.workspace.runners import runner_for
-from agent_cli.workspace.sandbox import Process, Sandbox
-from agent_cli.workspace.worktree import Worktree, repo_root, resolve_commit
+from agent_cli.workspace.sandbox import Confinement, Process, Sandbox
+from agent_cli.workspace.worktree import Worktree, files_at, repo_root, resolve_commit
 
 _KILL_GRACE_S = 3.0
 _MESSAGE_CAP = 4_000
+_WHOLE_CAP = 64 << 20  # output kept whole for a runner's parser; past it: exit code only
+_STREAM_CAP = 16 << 20  # of pytest results streamed by the plugin
 _BASELINE_SCHEMA = 2
 _FAILING = ("failed", "error")
 _PYTEST_NOT_RUN = {
@@ -98,7 +101,8 @@ class TestRun(BaseModel):
     collection errors, interruption, usage error or no tests); for other runners, the
     command finished within its timeout."""
     junit: bool = False
-    """`tests` came from a JUnit report, so new failures can be told from old ones."""
+    """`tests` are per-test results (a JUnit report, pytest's stream, another runner's
+    report), so new failures can be told from old ones."""
     sandbox: Literal["bwrap", "none"] = "none"
     """What confined the command: bubblewrap, or nothing (see `sandbox_detail`)."""
     sandbox_detail: str = ""
@@ -243,14 +247,18 @@ def run_tests(
         proc = _start(sandbox, argv, root, scratch, env)
         if on_start is not None:
             on_start(proc)
-        exit_code, timed_out, output = _execute(proc, timeout, output_cap)
-        duration = time.monotonic() - start
-        tests = None
-        if pytest:  # the JUnit report, or what the stream recorded before a stop
-            tests = _parse_junit(scratch / "junit.xml", root) or _parse_stream(
-                scratch / "stream.jsonl")
-        elif runner is not None:
-            tests = runner.results(output, scratch, root)
+        # Outside the sandbox (its /tmp is private) and unlinked: no test can touch it.
+        with tempfile.TemporaryFile() as whole:
+            exit_code, timed_out, output, complete = _execute(
+                proc, timeout, output_cap, whole if runner else None)
+            duration = time.monotonic() - start
+            tests = None
+            if pytest:  # pytest's exact node ids as streamed; else its JUnit report
+                tests = _parse_stream(scratch / "stream.jsonl") or _parse_junit(
+                    scratch / "junit.xml", root)
+            elif runner is not None and complete:  # a cut output could hide a failure
+                whole.seek(0)
+                tests = runner.results(whole.read().decode("utf-8", "replace"), scratch, root)
     if timed_out:
         output += f"\n[agent] timed out after {timeout:g}s; the test process group was stopped\n"
     collected = not timed_out and (exit_code in (0, 1) if pytest else True)
@@ -326,8 +334,10 @@ def _start(sandbox: Sandbox, argv: list[str], root: Path, scratch: Path,
         ) from exc
 
 
-def _execute(proc: Process, timeout: float, cap: int) -> tuple[int, bool, str]:
-    buffer = _CappedBuffer(cap)
+def _execute(proc: Process, timeout: float, cap: int,
+             whole: IO[bytes] | None = None) -> tuple[int, bool, str, bool]:
+    """(exit code, timed out, the capped output, whether `whole` got all of it)."""
+    buffer = _CappedBuffer(cap, whole)
     reader = threading.Thread(target=buffer.drain, args=(proc.popen.stdout,), daemon=True)
     reader.start()
     timed_out = False
@@ -353,19 +363,24 @@ def _execute(proc: Process, timeout: float, cap: int) -> tuple[int, bool, str]:
         proc.kill()
         proc.close()
     reader.join(timeout=5)
-    return proc.popen.returncode, timed_out, buffer.text()
+    return proc.popen.returncode, timed_out, buffer.text(), buffer.whole_complete
 
 
 class _CappedBuffer:
     """Keeps the first quarter and the last three quarters of `cap` bytes: the start
-    shows collection problems, the end shows pytest's summary."""
+    shows collection problems, the end shows pytest's summary. With `whole`, also
+    copies every byte there up to `_WHOLE_CAP`, for parsers that need all of it (a
+    Go package's results can sit in the middle that the display drops)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, whole: IO[bytes] | None = None) -> None:
         self.head_cap = max(cap // 4, 0)
         self.tail_cap = max(cap - self.head_cap, 0)
         self.head = bytearray()
         self.tail = bytearray()
         self.dropped = 0
+        self.whole = whole
+        self.whole_size = 0
+        self.whole_complete = True
 
     def drain(self, stream) -> None:  # type: ignore[no-untyped-def]
         fd = stream.fileno()
@@ -374,6 +389,12 @@ class _CappedBuffer:
         stream.close()
 
     def add(self, chunk: bytes) -> None:
+        if self.whole is not None and self.whole_complete:
+            if self.whole_size + len(chunk) > _WHOLE_CAP:
+                self.whole_complete = False
+            else:
+                self.whole.write(chunk)
+                self.whole_size += len(chunk)
         room = self.head_cap - len(self.head)
         if room > 0:
             self.head += chunk[:room]
@@ -400,16 +421,12 @@ _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
     # The report's directory is writable by the tests: a link planted there must not
     # make us read (and show the model) a file the sandbox hides.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    data = _read_report(path, _STREAM_CAP * 4)
+    if data is None:
         return None
     try:
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            tree = ET.parse(f)
-    except (ET.ParseError, OSError):
+        tree = ET.ElementTree(ET.fromstring(data))
+    except ET.ParseError:
         return None  # pytest killed while writing: judge by exit code and output
     by_id: dict[str, TestCase] = {}
     for case in tree.iter("testcase"):
@@ -432,28 +449,44 @@ def _parse_stream(path: Path) -> list[TestCase] | None:
     skipped setup decides the test; else its call, made worse by a failing teardown.
     A test whose call never reported (stopped mid-way) is left out, not passed. None
     when there are none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
+    data = _read_report(path, _STREAM_CAP)
+    if data is None:
         return None
     phases: dict[str, dict[str, tuple[str, str | None]]] = {}
-    for line in lines:
-        try:
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:  # the tests can write this file too: take nothing on trust
             item = json.loads(line)
-            phases.setdefault(str(item["id"]), {})[item["when"]] = (
-                str(item["outcome"]), item.get("message") or None)
+            message = item.get("message")
+            phases.setdefault(str(item["id"]), {})[str(item["when"])] = (
+                str(item["outcome"]), _cap(str(message)) if message else None)
         except (ValueError, KeyError, TypeError, AttributeError):
-            continue  # a line cut by the stop
+            continue  # a line cut by the stop, or not ours
     out = []
     for test_id, seen in phases.items():
         decided = _decide(seen)
         if decided is not None:
             out.append(TestCase(id=test_id, outcome=decided[0], message=decided[1]))  # type: ignore[arg-type]
     return out or None
+
+
+def _read_report(path: Path, cap: int) -> bytes | None:
+    """A report file the tests could also have written: a regular file, not followed
+    through a link, at most `cap` bytes of it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(cap)
+
+
+def _cap(text: str) -> str:
+    if len(text) <= _MESSAGE_CAP:
+        return text
+    keep = _MESSAGE_CAP // 4
+    return f"{text[:keep]}\n[...]\n{text[-(_MESSAGE_CAP - keep):]}"
 
 
 def _decide(seen: dict[str, tuple[str, str | None]]) -> tuple[str, str | None] | None:
@@ -471,11 +504,7 @@ def _decide(seen: dict[str, tuple[str, str | None]]) -> tuple[str, str | None] |
 
 def _message(element: ET.Element) -> str | None:
     parts = [p for p in (element.get("message"), (element.text or "").strip()) if p]
-    text = "\n".join(parts)
-    if len(text) > _MESSAGE_CAP:
-        keep = _MESSAGE_CAP // 4
-        text = f"{text[:keep]}\n[...]\n{text[-(_MESSAGE_CAP - keep) :]}"
-    return text or None
+    return _cap("\n".join(parts)) or None
 
 
 def _node_id(classname: str, name: str, file: str | None, root: Path) -> str:
@@ -540,8 +569,12 @@ def baseline(
     commit = resolve_commit(root, base_commit)
     sandbox = sandbox or Sandbox()
     confinement = sandbox.confinement()
+    # What can change a test's outcome: its confinement, the paths it may read, and the
+    # variables it gets (their values as a digest: the key is stored).
+    passed = json.dumps({k: os.environ.get(k) for k in sorted(sandbox.pass_env)})
     key = ["test-baseline", _BASELINE_SCHEMA, commit, command, confinement.kind,
-           confinement.network, sorted(sandbox.pass_env)]
+           confinement.network, sorted(sandbox.read_paths),
+           hashlib.sha256(passed.encode()).hexdigest()]
 
     def fresh(command: list[str] | str) -> TestRun:
         _remove_abandoned_baselines(root)
@@ -555,11 +588,18 @@ def baseline(
         finally:
             wt.remove()
 
-    if files is not None and is_pytest(command) and narrow(command, files) is not None:
-        return _baseline_of_files(root, commit, command, files, key, agent_dir, timeout, fresh)
-    if files is not None:  # another runner: the selection as one cache entry
-        present = [f for f in files if _in_commit(root, commit, f)]
-        narrowed = narrow(command, present, root) if present else None
+    if files is not None:
+        in_base = files_at(root, commit)
+        present = [f for f in files if f in in_base]
+        if not present:
+            return TestRun(command=command, exit_code=0, timed_out=False, duration_s=0.0,
+                           output_tail="(none of the selected test files exists on the base "
+                           "commit: nothing to compare with)", collected=True, junit=True,
+                           sandbox=confinement.kind, sandbox_detail=confinement.detail)
+        if is_pytest(command) and narrow(command, present) is not None:
+            return _baseline_of_files(command, present, key, agent_dir, timeout, fresh,
+                                      confinement)
+        narrowed = narrow(command, present, root)  # another runner: one cache entry
         if narrowed is not None:
             command, key = narrowed, [*key[:3], narrowed, *key[4:]]
     with open_cache(agent_dir, "baselines") as cache:
@@ -573,14 +613,10 @@ def baseline(
     return run
 
 
-def _baseline_of_files(root: Path, commit: str, command: list[str] | str, files: list[str],
-                       key: list[object], agent_dir: Path, timeout: float,
-                       fresh: Callable[[list[str] | str], TestRun]) -> TestRun:
-    present = [f for f in files if _in_commit(root, commit, f)]
-    if not present:
-        return TestRun(command=command, exit_code=0, timed_out=False, duration_s=0.0,
-                       output_tail="(none of the selected test files exists on the base "
-                       "commit: nothing to compare with)", collected=True, junit=True)
+def _baseline_of_files(command: list[str] | str, present: list[str], key: list[object],
+                       agent_dir: Path, timeout: float,
+                       fresh: Callable[[list[str] | str], TestRun],
+                       confinement: Confinement) -> TestRun:
     entries: dict[str, dict[str, object]] = {}
     with open_cache(agent_dir, "baselines") as cache:
         for f in present:
@@ -592,15 +628,18 @@ def _baseline_of_files(root: Path, commit: str, command: list[str] | str, files:
     if misses:
         narrowed = narrow(command, misses)
         run = fresh(narrowed if narrowed is not None else command)
-        if broken_command(run) is not None or not run.junit:
+        if broken_command(run, narrowed=True) is not None or not run.junit:
             return run
         with open_cache(agent_dir, "baselines") as cache:
             for f in misses:
-                entries[f] = {"tests": [t.model_dump(mode="json") for t in run.tests
-                                        if _in_file(t.id, f)],
-                              "timed_out": run.timed_out, "collected": run.collected,
-                              "timeout": timeout, "duration_s": run.duration_s}
-                cache.set([*key, "file", f], entries[f])
+                mine = [t.model_dump(mode="json") for t in run.tests if _in_file(t.id, f)]
+                entry = {"tests": mine, "timed_out": run.timed_out,
+                         "collected": run.collected, "duration_s": run.duration_s}
+                entries[f] = entry
+                # A file without results in a run that ended (-x, --maxfail, a collection
+                # error elsewhere) may simply not have run: not a fact to keep.
+                if mine or run.timed_out:
+                    cache.set([*key, "file", f], {**entry, "timeout": timeout})
     tests = [TestCase.model_validate(t) for f in present
              for t in entries[f]["tests"]]  # type: ignore[attr-defined]
     failing = any(t.outcome in _FAILING for t in tests)
@@ -613,8 +652,8 @@ def _baseline_of_files(root: Path, commit: str, command: list[str] | str, files:
         output_tail=run.output_tail if run is not None else "(every file served from the cache)",
         collected=all(bool(e["collected"]) for e in entries.values()),
         junit=True,
-        sandbox=run.sandbox if run is not None else "none",
-        sandbox_detail=run.sandbox_detail if run is not None else "",
+        sandbox=confinement.kind,
+        sandbox_detail=confinement.detail,
         from_cache=run is None,
     )
 
@@ -634,11 +673,6 @@ def _usable(hit: object, timeout: float) -> dict[str, object] | None:
     except (ValidationError, KeyError, TypeError):
         return None  # written by another version of us: recompute
     return data
-
-
-def _in_commit(root: Path, commit: str, path: str) -> bool:
-    return subprocess.run(["git", "cat-file", "-e", f"{commit}:{path}"], cwd=root,
-                          capture_output=True, check=False, env=clean_env()).returncode == 0
 
 
 def _in_file(test_id: str, path: str) -> bool:
@@ -683,16 +717,18 @@ def narrow(command: list[str] | str, files: list[str],
     return [*command, *files]
 
 
-def broken_command(run: TestRun) -> str | None:
+def broken_command(run: TestRun, *, narrowed: bool = False) -> str | None:
     """Why the test command did not work at all (as opposed to tests failing), or
-    None: the program was not found or not runnable, or pytest reported a usage error
-    or collected no test."""
+    None: the program was not found or not runnable (and no test reported anything),
+    pytest reported a usage error, or it collected no test from the whole suite (from
+    a few `narrowed` files that only says they hold no test that runs here)."""
     tail = run.output_tail[-2000:].lower()
-    if run.exit_code in (126, 127) or (run.exit_code != 0 and (
+    if run.exit_code in (126, 127) or (run.exit_code != 0 and not run.tests and (
             "command not found" in tail or ": not found" in tail)):
         return f"the test command could not be run (exit {run.exit_code}): " + _last_lines(
             run.output_tail, 3)
-    if is_pytest(run.command) and run.exit_code in (4, 5) and not run.timed_out:
+    codes = (4,) if narrowed else (4, 5)
+    if is_pytest(run.command) and run.exit_code in codes and not run.timed_out:
         why = _PYTEST_NOT_RUN[run.exit_code]
         return f"pytest exited {run.exit_code} ({why}): " + _last_lines(run.output_tail, 3)
     return None
@@ -723,8 +759,12 @@ def target_matches(test_id: str, target: str) -> bool:
     return test_id == t or any(test_id.startswith(t + sep) for sep in ("::", "[", "/"))
 
 
-def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> TestVerdict:
-    """Judge `current` against the base commit's run and the plan's target tests."""
+def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str],
+             changed: list[str] | None = None) -> TestVerdict:
+    """Judge `current` against the base commit's run and the plan's target tests. A
+    target not found as named counts as found when a test of the same name is in one
+    of the `changed` files (the plan guessed the file wrong); an unrelated test that
+    merely shares the name does not stand in for it."""
     if not current.junit:
         return _evaluate_exit_code(current, baseline, targets)
 
@@ -735,7 +775,7 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
     missing, failing_targets, resolved = [], [], {}
     for target in targets:
         hits = [t for t in current.tests if target_matches(t.id, target)]
-        if not hits and (alias := _same_name(target, current.tests)):
+        if not hits and (alias := _same_name(target, current.tests, changed or [])):
             resolved[target] = alias  # a plan that named the right test in the wrong file
             hits = [t for t in current.tests if target_matches(t.id, alias)]
         if not hits:
@@ -746,13 +786,14 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
             failing_targets.append(target)
 
     problems = []
+    tool = "pytest" if is_pytest(current.command) else "the test command"
     if current.timed_out:
         problems.append(f"timed out after {current.duration_s:.0f}s")
     if not current.collected and not current.timed_out:
         why = _PYTEST_NOT_RUN.get(current.exit_code, f"exit code {current.exit_code}")
-        problems.append(f"pytest did not run the tests: {why}")
+        problems.append(f"{tool} did not run the tests: {why}")
     if current.collected and current.exit_code != 0 and not failing:
-        problems.append(f"pytest exited {current.exit_code} without reporting a failing test")
+        problems.append(f"{tool} exited {current.exit_code} without reporting a failing test")
     if new:
         problems.append(f"{len(new)} new failure(s): {_some([t.id for t in new])}")
     if missing:
@@ -783,14 +824,16 @@ def evaluate(current: TestRun, baseline: TestRun | None, targets: list[str]) -> 
     )
 
 
-def _same_name(target: str, tests: list[TestCase]) -> str | None:
+def _same_name(target: str, tests: list[TestCase], changed: list[str]) -> str | None:
     """The id of the one test named like `target` (`file::name` or `file::Class::name`)
-    in some other file: the same test, where the plan's path was wrong."""
+    in another file that the change touched: the same test, where the plan's path was
+    wrong."""
     if "::" not in target:
         return None
     tail = target.split("::", 1)[1]
     matches = {t.id.split("[", 1)[0] for t in tests
-               if t.id.split("[", 1)[0].endswith("::" + tail)}
+               if t.id.split("[", 1)[0].endswith("::" + tail)
+               and t.id.split("::", 1)[0] in changed}
     return matches.pop() if len(matches) == 1 else None
 
 

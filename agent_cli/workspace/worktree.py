@@ -108,6 +108,12 @@ def is_tracked(repo: Path, path: Path) -> bool:
     return bool(listed.stdout)
 
 
+def files_at(repo: Path, commit: str) -> frozenset[str]:
+    """Every file path in `commit`'s tree."""
+    listed = run_git(repo, "ls-tree", "-r", "-z", "--name-only", commit).stdout
+    return frozenset(split_z(listed))
+
+
 def common_dir(repo: Path) -> Path:
     """The repository's shared git directory, also when `repo/.git` is a file
     (a linked worktree or a submodule)."""

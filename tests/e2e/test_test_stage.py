@@ -26,6 +26,7 @@ from tests.e2e.scenario import (
     make_repo,
     plan,
     script_happy,
+    write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
 
@@ -148,10 +149,15 @@ def test_a_broken_test_command_stops_before_any_code_is_written(
 def test_a_target_test_named_in_the_wrong_file_is_found_by_its_name(
         repo: Path, env: dict, server: FakeAnthropic) -> None:
     wrong = TARGET.replace("tests/test_cart.py", "tests/test_coupons.py")
-    misplaced = {**plan(), "tests": [{"id": wrong, "kind": "existing", "reason": "the bug"}]}
+    misplaced = {**plan("shopcart/cart.py", "tests/test_cart.py"),
+                 "tests": [{"id": wrong, "kind": "existing", "reason": "the bug"}]}
     server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
     server.route(tool="submit_plan", reply=tool_reply(misplaced))
-    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_edits", when=write_call_for("shopcart/cart.py"),
+                 reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_edits", when=write_call_for("tests/test_cart.py"),
+                 reply=tool_reply(edits("tests/test_cart.py", "def test_percentage_coupon_takes",
+                                        "# the issue's case\ndef test_percentage_coupon_takes")))
     server.route(tool="submit_pr", reply=tool_reply(PR))
     done = agent(["solve", issue(repo), "--auto-approve"], repo, env)
     assert done.returncode == 0, done.stderr + done.stdout

@@ -288,12 +288,32 @@ def test_a_junit_report_that_is_a_link_is_not_read(tmp_path: Path) -> None:
 
 
 def test_a_virtualenv_the_repository_ships_is_not_the_projects_python(tmp_path: Path) -> None:
-    from agent_cli.pipeline.testing import project_python
+    from agent_cli.pipeline.testing import project_environment
 
     repo = make_repo(tmp_path / "repo")
     (repo / ".venv" / "bin").mkdir(parents=True)
     (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
     (repo / ".venv" / "pyvenv.cfg").write_text("home = ../../..\n")
-    assert project_python(repo) == str(repo / ".venv" / "bin" / "python")  # the user's own
+    assert project_environment(repo)[0] == str(repo / ".venv" / "bin" / "python")  # the user's
     subprocess.run(["git", "add", "-f", ".venv"], cwd=repo, check=True)
-    assert project_python(repo) == sys.executable  # shipped by the repository
+    assert project_environment(repo)[0] == sys.executable  # shipped by the repository
+
+
+def test_choosing_the_projects_python_runs_nothing_of_the_repository(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`poetry env info` loads plugins from the project (`.poetry/plugins/*.pth`): it
+    ran the repository's code unconfined, with the API key in its environment."""
+    from agent_cli.pipeline.testing import project_environment
+
+    marker = tmp_path / "poetry-ran"
+    fake = tmp_path / "bin" / "poetry"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\necho {tmp_path}/venv\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    repo = make_repo(tmp_path / "repo")
+    (repo / "poetry.lock").write_text("")
+    python, said = project_environment(repo)
+    assert not marker.exists() and python == sys.executable
+    assert "poetry.lock present" in said and "VIRTUAL_ENV" in said

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -391,7 +392,115 @@ def test_a_target_named_in_another_file_is_found_by_name() -> None:
                              TestCase(id="tests/test_b.py::test_y", outcome="passed"),
                              TestCase(id="tests/test_c.py::test_y", outcome="passed")],
                       output_tail="", collected=True, junit=True)
-    verdict = evaluate(current, None, ["tests/test_a.py::TestK::test_x", "tests/test_a.py::test_y"])
+    targets = ["tests/test_a.py::TestK::test_x", "tests/test_a.py::test_y"]
+    verdict = evaluate(current, None, targets, ["src/x.py", "tests/test_b.py", "tests/test_c.py"])
     assert verdict.resolved_targets == {"tests/test_a.py::TestK::test_x": "tests/test_b.py::TestK::test_x"}
     assert verdict.missing_targets == ["tests/test_a.py::test_y"]  # two files have it: ambiguous
     assert not verdict.passed
+    # A test that only shares the name, in a file the change did not touch, is not it.
+    unrelated = evaluate(current, None, targets[:1], ["src/x.py"])
+    assert unrelated.missing_targets == targets[:1] and not unrelated.passed
+
+
+# -- found by review (each failed before its fix) -------------------------------------
+
+
+def test_a_baseline_that_stopped_early_caches_no_file_it_did_not_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = project(tmp_path / "p", {"test_a.py": "def test_a():\n    assert False\n",
+                                    "test_b.py": "def test_b():\n    assert False\n"})
+    base = head_commit(repo)
+    box = Sandbox(mode="off")
+    stop_at_first = [*PYTEST, "-x", "-p", "no:randomly"]
+    first = baseline(repo, base, stop_at_first, agent_dir=repo / ".agent", timeout=60,
+                     sandbox=box, files=["tests/test_a.py", "tests/test_b.py"])
+    assert [t.id for t in first.tests] == ["tests/test_a.py::test_a"]  # -x stopped there
+    later = baseline(repo, base, stop_at_first, agent_dir=repo / ".agent", timeout=60,
+                     sandbox=box, files=["tests/test_b.py"])
+    assert not later.from_cache  # not served as "no failure"
+    assert [(t.id, t.outcome) for t in later.tests] == [("tests/test_b.py::test_b", "failed")]
+
+
+def test_inherited_tests_keep_the_file_that_runs_them(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", {
+        "base.py": "class Base:\n    def test_value(self):\n        assert self.value == 1\n",
+        "test_a.py": "from tests.base import Base\n\nclass TestA(Base):\n    value = 1\n",
+        "test_b.py": "from tests.base import Base\n\nclass TestB(Base):\n    value = 2\n"})
+    (root / "tests" / "__init__.py").write_text("")
+    run = run_tests(root, PYTEST, timeout=60, sandbox=UNCONFINED)
+    assert {t.id: t.outcome for t in run.tests} == {"tests/test_a.py::TestA::test_value": "passed",
+                                                    "tests/test_b.py::TestB::test_value": "failed"}
+
+
+def test_only_a_command_that_did_not_run_is_broken() -> None:
+    from agent_cli.workspace.testrun import broken_command
+
+    def run(exit_code: int, tail: str, tests: list[TestCase] = ()) -> TestRun:
+        return TestRun(command=PYTEST, exit_code=exit_code, timed_out=False, duration_s=1,
+                       tests=list(tests), output_tail=tail, collected=exit_code in (0, 1),
+                       junit=bool(tests))
+
+    failing = [TestCase(id="t.py::test_fetch", outcome="failed", message="404: Not Found")]
+    assert broken_command(run(1, "E  HTTPError 404: Not Found", failing)) is None
+    assert broken_command(run(127, "sh: 1: pytset: not found")) is not None
+    assert broken_command(run(5, "no tests ran")) is not None  # the whole suite: nothing
+    assert broken_command(run(5, "no tests ran"), narrowed=True) is None  # a few files: fine
+    assert broken_command(run(4, "ERROR: usage"), narrowed=True) is not None
+
+
+def test_a_stream_a_test_tampered_with_is_read_safely(tmp_path: Path) -> None:
+    from agent_cli.workspace.testrun import _parse_stream
+
+    stream = tmp_path / "stream.jsonl"
+    lines = ['{"id": "t.py::a", "when": "call", "outcome": "failed", "message": 123}',
+             '{"id": "t.py::b", "when": "call", "outcome": "failed", "message": "' + "x" * 100_000 + '"}',
+             '{"id": ["t.py::c"], "when": "call"}', "not json", '{"when": "call"}']
+    stream.write_text("\n".join(lines) + "\n" + "z" * (20 << 20))
+    found = {t.id: t for t in _parse_stream(stream) or []}
+    assert set(found) == {"t.py::a", "t.py::b"}
+    assert found["t.py::a"].message == "123" and len(found["t.py::b"].message or "") <= 4_100
+
+
+def test_the_baseline_cache_knows_what_the_tests_could_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = project(tmp_path / "p", {"test_a.py": "def test_a():\n    pass\n"})
+    base = head_commit(repo)
+
+    def ask(box: Sandbox) -> TestRun:
+        return baseline(repo, base, PYTEST, agent_dir=repo / ".agent", timeout=60, sandbox=box,
+                        files=["tests/test_a.py"])
+
+    monkeypatch.setenv("PGHOST", "db1")
+    assert not ask(Sandbox(mode="off", pass_env=("PGHOST",))).from_cache
+    assert ask(Sandbox(mode="off", pass_env=("PGHOST",))).from_cache
+    assert not ask(Sandbox(mode="off", pass_env=("PGHOST",), read_paths=("/opt",))).from_cache
+    monkeypatch.setenv("PGHOST", "db2")  # another value of a passed variable
+    assert not ask(Sandbox(mode="off", pass_env=("PGHOST",))).from_cache
+
+
+def test_a_runners_results_come_from_its_whole_output_and_new_files_need_no_baseline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `go` on PATH that prints test2json events: 400 KB of passing tests with one
+    failure in the middle, which the 200 KB display tail drops."""
+    fake = tmp_path / "bin" / "go"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        "def ev(a, p, t): print(json.dumps({'Action': a, 'Package': p, 'Test': t}))\n"
+        "for i in range(2000): ev('pass', 'example.com/m/b', f'TestB{i:04d}' + 'x' * 150)\n"
+        "ev('fail', 'example.com/m/c', 'TestNewBreak')\n"
+        "for i in range(2000): ev('pass', 'example.com/m/d', f'TestD{i:04d}' + 'x' * 150)\n"
+        "sys.exit(1)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "go.mod").write_text("module example.com/m\n\ngo 1.19\n")
+    run = run_tests(root, ["go", "test", "./..."], timeout=60, sandbox=UNCONFINED)
+    assert len(run.output_tail) < 250_000 and "TestNewBreak" not in run.output_tail
+    assert [t.id for t in run.tests if t.outcome == "failed"] == ["c::TestNewBreak"]
+
+    repo = project(tmp_path / "p", {})
+    ran = baseline(repo, head_commit(repo), ["go", "test", "./..."], agent_dir=repo / ".agent",
+                   timeout=60, sandbox=UNCONFINED, files=["e/e_test.go"])  # a new file
+    assert ran.tests == [] and ran.duration_s == 0.0 and "nothing to compare" in ran.output_tail
