@@ -60,3 +60,17 @@ def test_what_counts_as_a_test_file() -> None:
         assert is_test_file(path), path
     for path in ("tests/conftest.py", "tests/__init__.py", "src/x.ts", "src/lib.rs", "testing.py"):
         assert not is_test_file(path), path
+
+
+def test_a_wide_change_keeps_what_is_certain_and_a_few_inferred_files(repo: Path) -> None:
+    modules = [f"pkg/mod{i}.py" for i in range(12)]
+    for i, path in enumerate(modules):
+        write(repo, path, f"X{i} = {i}\n")
+        write(repo, f"tests/test_mod{i}.py", f"def test_{i}():\n    pass\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "many modules")
+    found = related_tests(repo, head(repo), [*modules, "tests/test_mod11.py"],
+                          ["tests/test_mod10.py::test_10"], inferred=3)
+    assert [r.path for r in found] == ["tests/test_mod11.py", "tests/test_mod10.py",
+                                       "tests/test_mod0.py", "tests/test_mod1.py",
+                                       "tests/test_mod2.py"]
