@@ -65,6 +65,9 @@ class Settings(BaseModel):
     test_scope: Literal["related", "full"] = Field(
         default="related", description="related: the test files related to the change; full: "
         "those, then the whole suite when they pass.")
+    related_budget: float = Field(
+        default=30, gt=0, description="Seconds of base-commit test time for inferred test "
+        "files (by name, imports, history); the changed and target ones always run.")
     test_output_cap: int = Field(default=200_000, gt=0, description="Bytes of test output kept.")
     api_key: SecretStr | None = Field(default=None, description="Anthropic API key.")
     base_url: str | None = Field(
@@ -117,7 +120,7 @@ NOT_FROM_REPO = ("api_key", "base_url", "prices", "push", "auto_approve", "test_
                  "sandbox_read")
 # Limits where a repository's value counts only when it is lower than the user's.
 LOWER_ONLY = ("max_cost", "max_attempts", "max_tokens", "context_tokens", "test_timeout",
-              "test_output_cap", "request_timeout", "max_retries", "locate_top")
+              "test_output_cap", "request_timeout", "max_retries", "locate_top", "related_budget")
 _STRICTNESS = {"off": 0, "auto": 1, "required": 2}
 _LISTS = ("test_env", "sandbox_read")
 

@@ -177,6 +177,8 @@ class SelectedTest(Strict):
 
     path: str
     reasons: list[str]
+    certain: bool = Field(default=True, description="The change touches it or the plan "
+                          "targets it (always run); else inferred (within related_budget).")
 
 
 class Selection(Strict):
@@ -189,6 +191,9 @@ class Selection(Strict):
     note: str = Field(default="", description="Why the whole suite runs, when it does.")
     environment: str = Field(default="", description="Where the interpreter came from (.venv, "
                              "VIRTUAL_ENV, poetry...), and tox/nox files noticed.")
+    left_out: list[SelectedTest] = Field(
+        default=[], description="Inferred files the base commit did not finish within "
+        "related_budget: not run for this change.")
 
 
 class TestBaseline(Strict):

@@ -33,8 +33,9 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
     if not approval.approved:
         return Stopped(run_status="rejected", reason=approval.reason or "plan rejected")
     targets = [t.id for t in plan.tests]
+    left_out = [f.path for f in baseline.selection.left_out]
     changes = write_code(issue, exploration, plan, repo)
-    result = run_tests(changes, targets, repo)
+    result = run_tests(changes, targets, repo, 1, left_out)
     attempts, allowed, patience = 0, number_setting("max_attempts", 3), 1
     while not result.passed:
         if result.timeout:  # says nothing about the change: no fix is paid for it
@@ -44,7 +45,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
                 return Stopped(run_status="failed", diff=changes.diff,
                                reason=again.reason or f"the {result.timeout} timed out")
             patience *= 2
-            result = run_tests(changes, targets, repo, patience)
+            result = run_tests(changes, targets, repo, patience, left_out)
             continue
         if attempts >= allowed:
             more = durable.wait(
@@ -59,7 +60,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
         attempts += 1
         changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
         targets = changes.targets or targets
-        result = run_tests(changes, targets, repo, patience)
+        result = run_tests(changes, targets, repo, patience, left_out)
     if not changes.diff.strip():
         return Stopped(run_status="failed", reason="the tests pass but the change is empty: "
                        "nothing to commit (was the issue already fixed?)")
@@ -78,6 +79,7 @@ def gate_metadata(plan: ImplementationPlan, baseline: TestBaseline) -> dict[str,
         "test_command": selection.command,
         "test_environment": selection.environment,
         "test_selection": [f.path for f in selection.files],
+        "test_left_out": [f.path for f in selection.left_out],
         "test_note": selection.note,
         "baseline": baseline.summary,
     }

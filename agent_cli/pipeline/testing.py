@@ -51,31 +51,56 @@ class TestCommandBroken(UsageError):
 @durable.checkpoint
 def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
     command, environment = test_command(repo)
+    timeout, box = seconds_setting("test_timeout", 900), sandbox()
     in_base = files_at(Path(repo.path), repo.base_commit)
     selection, files = select(repo, command, environment, [c.path for c in plan.changes],
                               [t.id for t in plan.tests], exists=in_base.__contains__)
-    run = _baseline(repo, command, files, seconds_setting("test_timeout", 900), sandbox())
-    if files and _collected_nothing(run):
+    certain = [f.path for f in selection.files if f.certain]
+    inferred = [f.path for f in selection.files if not f.certain]
+    runs = [_baseline(repo, command, certain, timeout, box)] if certain or not files else []
+    if inferred:  # within the budget: what the base commit does not finish is left out
+        budget = min(timeout, seconds_setting("related_budget", 30))
+        runs.append(_baseline(repo, command, inferred, budget, box))
+        selection = _leave_out(selection, runs[-1].unfinished, budget)
+    if files and all(_collected_nothing(r) for r in runs):
         selection, files = _widened(selection, command)
-        run = _baseline(repo, command, [], seconds_setting("test_timeout", 900), sandbox())
-    _stop_if_broken(run, "on the base commit", narrowed=bool(files))
-    failing = [t.id for t in run.tests if t.outcome in ("failed", "error")]
-    return TestBaseline(selection=selection, total=len(run.tests), failing=failing,
-                        timed_out=run.timed_out, seconds=run.duration_s,
-                        from_cache=run.from_cache, sandbox=run.sandbox_detail,
-                        summary=_baseline_line(run, failing))
+        runs = [_baseline(repo, command, [], timeout, box)]
+    for run in runs:
+        _stop_if_broken(run, "on the base commit", narrowed=bool(files))
+    tests = [t for run in runs for t in run.tests]
+    failing = [t.id for t in tests if t.outcome in ("failed", "error")]
+    timed_out = runs[0].timed_out if runs and (certain or not files) else False
+    seconds = sum(r.duration_s for r in runs)
+    return TestBaseline(selection=selection, total=len(tests), failing=failing,
+                        timed_out=timed_out, seconds=seconds,
+                        from_cache=all(r.from_cache for r in runs),
+                        sandbox=runs[-1].sandbox_detail,
+                        summary=_baseline_line(len(tests), failing, timed_out, seconds,
+                                               all(r.from_cache for r in runs),
+                                               all(r.junit for r in runs), runs[-1].exit_code,
+                                               len(selection.left_out)))
+
+
+def _leave_out(selection: Selection, unfinished: list[str], budget: float) -> Selection:
+    gone = set(unfinished)
+    why = f"left out: the base commit did not finish it within related_budget ({budget:g} s)"
+    return selection.model_copy(update={
+        "files": [f for f in selection.files if f.path not in gone],
+        "left_out": [f.model_copy(update={"reasons": [*f.reasons, why]})
+                     for f in selection.files if f.path in gone]})
 
 
 @durable.checkpoint
-def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef,
-              patience: int = 1) -> TestResult:
+def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience: int = 1,
+              left_out: list[str] | None = None) -> TestResult:
     wt = worktree(repo)
     wt.materialize(changes.diff)
     command, environment = test_command(repo)
     timeout = seconds_setting("test_timeout", 900) * patience
     box = sandbox()
+    skip = set(left_out or [])  # inferred files check_tests found over the budget
     selection, files = select(repo, command, environment, changes.files, targets,
-                              exists=lambda f: (wt.path / f).is_file())
+                              exists=lambda f: (wt.path / f).is_file(), skip=skip)
     before = _baseline(repo, command, files, timeout, box)
     narrowed = testrun.narrow(command, files, wt.path) if files else None
     now = _run(wt.path, narrowed or command, timeout, box, "test_process")
@@ -138,7 +163,8 @@ def _widened(selection: Selection, command: list[str] | str) -> tuple[Selection,
 
 
 def select(repo: RepoRef, command: list[str] | str, environment: str, changed: list[str],
-           targets: list[str], *, exists: Callable[[str], bool]) -> tuple[Selection, list[str]]:
+           targets: list[str], *, exists: Callable[[str], bool],
+           skip: set[str] | None = None) -> tuple[Selection, list[str]]:
     """The tests to run for a change: the related test files that `exists`, and the
     command narrowed to them; or the whole suite, saying why. With `test_scope: full`
     the same: `run_tests` runs the whole suite after them, when they pass."""
@@ -148,7 +174,7 @@ def select(repo: RepoRef, command: list[str] | str, environment: str, changed: l
     scope: Literal["related", "full"] = (
         "full" if setting("test_scope", "related") == "full" else "related")
     related = [r for r in related_tests(Path(repo.path), repo.base_commit, changed, targets)
-               if exists(r.path)]
+               if exists(r.path) and (r.certain or r.path not in (skip or ()))]
     files = [r.path for r in related]
     narrowed = testrun.narrow(command, files, Path(repo.path))
     if not files:
@@ -158,7 +184,8 @@ def select(repo: RepoRef, command: list[str] | str, environment: str, changed: l
     else:
         note = ""
     return Selection(scope=scope, command=ctx.shown_command(narrowed or command),
-                     files=[SelectedTest(path=r.path, reasons=r.reasons) for r in related],
+                     files=[SelectedTest(path=r.path, reasons=r.reasons, certain=r.certain)
+                            for r in related],
                      note=note, environment=environment), files
 
 
@@ -225,10 +252,12 @@ def _stop_if_broken(run: testrun.TestRun, where: str, *, narrowed: bool = False)
             "check_tests --test-cmd 'COMMAND' (or start anew with agent solve --test-cmd)")
 
 
-def _baseline_line(run: testrun.TestRun, failing: list[str]) -> str:
-    took = "from the cache" if run.from_cache else f"{run.duration_s:.0f} s"
-    if run.timed_out:
-        return f"baseline: timed out after {run.duration_s:.0f} s ({len(run.tests)} tests done)"
-    if not run.junit:
-        return f"baseline: the test command exited {run.exit_code} ({took})"
-    return f"baseline: {len(run.tests)} tests, {len(failing)} already failing, {took}"
+def _baseline_line(total: int, failing: list[str], timed_out: bool, seconds: float,
+                   cached: bool, per_test: bool, exit_code: int, left_out: int) -> str:
+    took = "from the cache" if cached else f"{seconds:.0f} s"
+    extra = f"; {left_out} inferred file(s) left out, over related_budget" if left_out else ""
+    if timed_out:
+        return f"baseline: timed out after {seconds:.0f} s ({total} tests done){extra}"
+    if not per_test:
+        return f"baseline: the test command exited {exit_code} ({took}){extra}"
+    return f"baseline: {total} tests, {len(failing)} already failing, {took}{extra}"

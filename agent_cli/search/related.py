@@ -44,6 +44,12 @@ class Related:
     path: str
     reasons: list[str] = field(default_factory=list)
 
+    @property
+    def certain(self) -> bool:
+        """The change touches it, or the plan targets it: not an inference."""
+        return any(why == "changed by this run" or why.startswith("holds the target test")
+                   for why in self.reasons)
+
 
 def is_test_file(path: str) -> bool:
     """Whether a runner would run `path` as a test file."""
@@ -89,10 +95,8 @@ def related_tests(repo: Path, commit: str, changed: Sequence[str], targets: Sequ
     for test, (count, partner) in _changed_together(root, commit, code, known).items():
         if len(index.imports(index.path_ids[test])) <= _BROAD_IMPORTS:
             add(test, f"changed together with {partner} in {count} commits")
-    certain = [r for r in found.values() if any(
-        why == "changed by this run" or why.startswith("holds the target test")
-        for why in r.reasons)]
-    others = [r for r in found.values() if r not in certain]
+    certain = [r for r in found.values() if r.certain]
+    others = [r for r in found.values() if not r.certain]
     return certain + others[:inferred]
 
 

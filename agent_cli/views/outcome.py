@@ -107,6 +107,10 @@ def _test_lines(meta: dict[str, Any]) -> list[Text]:
     if selected:
         shown = ", ".join(selected[:4]) + (f" and {len(selected) - 4} more" if len(selected) > 4 else "")
         lines.append(Text(f"  {len(selected)} related test file(s): {shown}"))
+    left_out = meta.get("test_left_out") or []
+    if left_out:
+        lines.append(Text(f"  left out, over related_budget: {', '.join(left_out[:4])}"
+                          + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else "")))
     if meta.get("test_note"):
         lines.append(Text(f"  {meta['test_note']}"))
     if meta.get("baseline"):

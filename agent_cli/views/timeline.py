@@ -116,6 +116,8 @@ def _tests(r: dict[str, Any]) -> Panel:
     selection = r.get("selection") or {}
     for f in selection.get("files") or []:
         lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
+    for f in selection.get("left_out") or []:
+        lines.append(escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}"))
     if selection.get("note"):
         lines.append(escape(f"  {selection['note']}"))
     if r.get("timeout"):

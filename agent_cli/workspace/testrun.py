@@ -109,6 +109,8 @@ class TestRun(BaseModel):
     """One line on the confinement, e.g. `UNCONFINED: bwrap not found; install ...`."""
     from_cache: bool = False
     """A baseline served from the cache (nothing ran now)."""
+    unfinished: list[str] = []
+    """Of a baseline's selected files, those a timeout cut short or kept from running."""
 
 
 class TestVerdict(BaseModel):
@@ -630,23 +632,29 @@ def _baseline_of_files(command: list[str] | str, present: list[str], key: list[o
         run = fresh(narrowed if narrowed is not None else command)
         if broken_command(run, narrowed=True) is not None or not run.junit:
             return run
+        # Files run in the order given: after a timeout, the last one with results may
+        # be cut short and the ones after it never ran; those before it are complete.
+        last = next((f for t in reversed(run.tests) for f in misses if _in_file(t.id, f)), None)
         with open_cache(agent_dir, "baselines") as cache:
             for f in misses:
                 mine = [t.model_dump(mode="json") for t in run.tests if _in_file(t.id, f)]
-                entry = {"tests": mine, "timed_out": run.timed_out,
-                         "collected": run.collected, "duration_s": run.duration_s}
+                cut = run.timed_out and (not mine or f == last)
+                entry = {"tests": mine, "timed_out": cut, "collected": run.collected or not cut,
+                         "duration_s": run.duration_s}
                 entries[f] = entry
                 # A file without results in a run that ended (-x, --maxfail, a collection
                 # error elsewhere) may simply not have run: not a fact to keep.
-                if mine or run.timed_out:
+                if mine or cut:
                     cache.set([*key, "file", f], {**entry, "timeout": timeout})
     tests = [TestCase.model_validate(t) for f in present
              for t in entries[f]["tests"]]  # type: ignore[attr-defined]
     failing = any(t.outcome in _FAILING for t in tests)
+    unfinished = [f for f in present if entries[f]["timed_out"]]
     return TestRun(
         command=narrow(command, present) or command,
         exit_code=run.exit_code if run is not None else int(failing),
-        timed_out=any(bool(e["timed_out"]) for e in entries.values()),
+        timed_out=bool(unfinished),
+        unfinished=unfinished,
         duration_s=run.duration_s if run is not None else 0.0,
         tests=tests,
         output_tail=run.output_tail if run is not None else "(every file served from the cache)",

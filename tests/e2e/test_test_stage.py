@@ -228,3 +228,23 @@ def test_a_node_project_gets_per_test_results_and_its_related_tests(
     result = record(repo, run_id, "run_tests")["output"]
     assert result["passed"] and result["total"] == 2  # legacy.test.js was not selected
     assert [f["path"] for f in result["selection"]["files"]] == ["test/math.test.js"]
+
+
+def test_inferred_test_files_over_the_budget_are_left_out_and_said_so(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    commit(repo, {"tests/test_totals_slowly.py": (
+        "import time\nfrom shopcart.cart import Cart\n\n"
+        "def test_a_slow_check_of_totals():\n    time.sleep(8)\n    assert Cart\n")})
+    script_happy(server)
+    started = time.monotonic()
+    first = agent(["solve", issue(repo)], repo, {**env, "AGENT_RELATED_BUDGET": "2"})
+    assert first.returncode == 75, first.stderr + first.stdout
+    gate = first.stdout.replace("\n", " ")
+    assert "left out, over related_budget: tests/test_totals_slowly.py" in gate
+    assert "1 inferred file(s) left out" in gate
+    done = agent(["approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert time.monotonic() - started < 30
+    result = record(repo, only_run(repo), "run_tests")["output"]
+    assert [f["path"] for f in result["selection"]["files"]] == ["tests/test_cart.py"]
+    assert "test_totals_slowly" not in result["command"]
