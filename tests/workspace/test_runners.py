@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -73,7 +76,13 @@ def write(root: Path, files: dict[str, str]) -> Path:
     [
         ("go test ./...", "go"),
         (["go", "test", "-race", "./..."], "go"),
-        ("cd svc && CGO_ENABLED=0 go test -v ./... 2>&1 | tee log", "go"),
+        # a shell string: the first tool, unless its output is piped to another program
+        ("cd svc && CGO_ENABLED=0 go test -json ./... 2>&1", "go"),
+        ("go vet ./... && cargo test -q 2>&1", "cargo"),
+        ("go test -run 'TestA|TestB' ./...", "go"),
+        ("cd svc && CGO_ENABLED=0 go test -v ./... 2>&1 | tee log", None),
+        ("go test -v ./... | go-junit-report > report.xml", None),
+        ("cd web && npm test", None),
         ("env CI=1 go test ./...", "go"),
         ("cargo test --all", "cargo"),
         ("cargo +nightly test", "cargo"),
@@ -109,7 +118,8 @@ def test_runner_for_recognises_the_tool(command: list[str] | str, name: str | No
     ("script", "name"),
     [
         ("jest", "jest"),
-        ("jest --coverage && eslint .", "jest"),
+        ("jest --coverage && eslint .", None),  # several commands: no runner
+        ("tsc -p . && node --test dist/", None),
         ("vitest run", "vitest"),
         ("cross-env NODE_ENV=test vitest", "vitest"),
         ("node --test test/", "node"),
@@ -143,19 +153,47 @@ def test_go_instrument_adds_json_once_and_keeps_the_rest(tmp_path: Path) -> None
     assert instrument(["go", "test", "-race", "./..."], tmp_path) == (
         ["go", "test", "-json", "-race", "./..."], {})
     assert instrument("go test -json ./...", tmp_path) == ("go test -json ./...", {})
-    # a shell string is spliced, not re-quoted: the rest stays as the user wrote it
-    assert instrument("cd 'my svc' && go test -run 'Test A' ./... 2>&1 | tee log", tmp_path) == (
-        "cd 'my svc' && go test -json -run 'Test A' ./... 2>&1 | tee log", {})
+    # the words of a shell string stay as the user wrote them
+    assert instrument("""GOFLAGS="-count=1" go test -run 'Test A' $PKGS""", tmp_path) == (
+        """GOFLAGS="-count=1" go test -json -run 'Test A' $PKGS""", {})
+    # a quote inside a word: quoted again, which changes nothing for sh; unless it holds
+    # something sh expands
+    assert instrument("""RUSTFLAGS='-D warnings' cargo test a\\ b""", tmp_path) == (
+        """RUSTFLAGS='-D warnings' cargo test --no-fail-fast 'a b'""", {})
+    assert instrument("""GOFLAGS="-tags=$TAGS x" go test""", tmp_path) == (
+        """GOFLAGS="-tags=$TAGS x" go test""", {})
 
 
-def test_cargo_instrument_adds_no_fail_fast_and_pretty_lines_under_quiet(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [
+    "go test -v ./... | go-junit-report > report.xml",  # the pipe must keep its input
+    "go test ./... 2>&1 | tee log",
+    "cd sub && go test ./...",
+    "go test -run 'A|B' ./...",
+    "go test ./... > log 2>&1",
+    "cargo test && cargo clippy",
+    "npx jest --ci; echo done",
+    "node --test\nnode --test other",
+])
+def test_a_shell_string_with_operators_is_not_instrumented(command: str, tmp_path: Path) -> None:
+    runner = runner_for(command.split(" | ")[0].split(" > ")[0], tmp_path)
+    assert runner is not None
+    assert runner.instrument(command, tmp_path / "report") == (command, {})
+    assert runner.select(command, ["a/a_test.go", "tests/it.rs", "a.test.js"]) is None
+
+
+def test_cargo_instrument_adds_no_fail_fast_and_drops_quiet(tmp_path: Path) -> None:
     assert instrument("cargo test --all", tmp_path) == ("cargo test --no-fail-fast --all", {})
     assert instrument(["cargo", "test", "--no-fail-fast"], tmp_path) == (
         ["cargo", "test", "--no-fail-fast"], {})
+    # cargo's -q hides the `Running <file>` lines the ids take their file from
     assert instrument(["cargo", "test", "-q", "--", "--nocapture"], tmp_path) == (
-        ["cargo", "test", "--no-fail-fast", "-q", "--", "--nocapture", "--format=pretty"], {})
-    assert instrument("cargo -q test", tmp_path) == (
-        "cargo -q test --no-fail-fast -- --format=pretty", {})
+        ["cargo", "test", "--no-fail-fast", "--", "--nocapture"], {})
+    assert instrument("cargo -q test --quiet", tmp_path) == ("cargo test --no-fail-fast", {})
+    # libtest's own -q prints a dot per test: a line each instead, unless a format is chosen
+    assert instrument("cargo test -- -q", tmp_path) == (
+        "cargo test --no-fail-fast -- -q --format=pretty", {})
+    assert instrument("cargo test -- -q --format terse", tmp_path) == (
+        "cargo test --no-fail-fast -- -q --format terse", {})
 
 
 def test_nextest_instrument_points_junit_into_the_report_dir(tmp_path: Path) -> None:
@@ -195,9 +233,9 @@ def test_npm_instrument_passes_flags_after_dashdash_only_when_they_reach_the_too
     assert instrument(["npm", "test", "--", "-t", "x"], tmp_path) == (
         ["npm", "test", "--", "-t", "x", "--json", f"--outputFile={report}/jest-results.json"],
         {})
-    # args after `npm test --` would land on eslint, not on jest
+    # a script of several commands gives no runner (args after `npm test --` reach the last)
     package.write_text(json.dumps({"scripts": {"test": "jest && eslint ."}}))
-    assert instrument("npm test", tmp_path) == ("npm test", {})
+    assert runner_for("npm test", tmp_path) is None
 
 
 def test_node_instrument_pairs_reporters_with_destinations(tmp_path: Path) -> None:
@@ -240,34 +278,83 @@ def test_go_select_runs_the_packages_of_the_files(tmp_path: Path) -> None:
     assert select("go test ./...", ["calc/calc_test.go"], tmp_path) == "go test ./calc"
     assert select(["go", "test", "-run", "TestA", "./...", "-count=1"],
                   ["a/b/x_test.go", "a/b/y_test.go", "root_test.go"], tmp_path) == [
-        "go", "test", "-run", "TestA", "-count=1", "./a/b", "."]
-    assert select("go test ./... 2>&1 | tee log", ["p/p_test.go"], tmp_path) == (
-        "go test ./p 2>&1 | tee log")
+        "go", "test", "-run", "TestA", "./a/b", ".", "-count=1"]
+    assert select("go test -v -race ./... -args -x", ["p/p_test.go", "p/testdata/q_test.go"],
+                  tmp_path) == "go test -v -race ./p -args -x"
     assert select("go test ./...", ["README.md"], tmp_path) is None
 
 
+@pytest.mark.parametrize("command", [
+    "cd sub && go test ./...",  # paths from the root would be wrong in sub (review bug 7)
+    "go test ./... 2>&1 | tee log",
+    "go test ./internal/...",  # the user's own narrowing
+    "go test",  # the current directory's package only
+    "go test -C sub ./...",
+    "go test -frobnicate x ./...",  # a flag we do not know: is x its value?
+])
+def test_go_select_keeps_the_users_command(command: str, tmp_path: Path) -> None:
+    assert runners.GoRunner(tmp_path).select(command, ["internal/a/a_test.go"]) is None
+
+
 def test_cargo_select_uses_integration_test_targets(tmp_path: Path) -> None:
-    write(tmp_path, {"crates/b/Cargo.toml": '[package]\nname = "b-crate"\nversion = "0.1.0"\n'})
-    assert select("cargo test --lib --offline", ["tests/it.rs"], tmp_path) == (
-        "cargo test --test it --offline")
+    write(tmp_path, {"Cargo.toml": '[workspace]\nmembers = ["crates/b"]\n',
+                     "crates/b/Cargo.toml": '[package]\nname = "b-crate"\nversion = "0.1.0"\n'})
+    assert select("cargo test -j 2 --offline", ["tests/it.rs"], tmp_path) == (
+        "cargo test --test it -j 2 --offline")
     assert select(["cargo", "test", "--", "--nocapture"],
                   ["crates/b/tests/it.rs", "crates/b/tests/more/main.rs"], tmp_path) == [
         "cargo", "test", "-p", "b-crate", "--test", "it", "--test", "more", "--", "--nocapture"]
     assert select("cargo test", ["src/lib.rs"], tmp_path) is None
     assert select("cargo test", ["tests/it.rs", "src/lib.rs"], tmp_path) is None
+    # a root package runs only its own tests, unless --workspace (then -p replaces it)
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "top"\nversion = "0.1.0"\n'
+                                         '[workspace]\nmembers = ["crates/b"]\n')
+    assert select("cargo test", ["crates/b/tests/it.rs"], tmp_path) is None
+    assert select("cargo test --workspace --release", ["crates/b/tests/it.rs"], tmp_path) == (
+        "cargo test -p b-crate --test it --release")
 
 
-def test_js_select_replaces_file_arguments(tmp_path: Path) -> None:
-    assert select("npx jest --ci test/", ["test/a.test.js"], tmp_path) == (
-        "npx jest --ci --runTestsByPath test/a.test.js")
-    assert select("npx jest --config jest.config.js", ["test/a.test.js"], tmp_path) == (
-        "npx jest --config jest.config.js --runTestsByPath test/a.test.js")
-    # an option we do not know, followed by a word: a value or a pattern? do not guess
-    assert select("npx jest --frobnicate x", ["test/a.test.js"], tmp_path) is None
-    assert select(["vitest", "run", "src", "--reporter", "dot"], ["src/a.test.ts"], tmp_path) == [
-        "vitest", "run", "--reporter", "dot", "src/a.test.ts"]
-    assert select("node --test test/", ["test/a.test.js", "test/b.test.mjs"], tmp_path) == (
+@pytest.mark.parametrize("command", [
+    "cargo test --lib", "cargo test --doc", "cargo test --test x", "cargo test --test=x",
+    "cargo test --bins", "cargo test -p foo", "cargo test -pfoo", "cargo test --package=foo",
+    "cargo test --manifest-path sub/Cargo.toml", "cargo test my_filter",
+    "cargo test --frobnicate x", "cd sub && cargo test", "cargo nextest run --lib",
+    "cargo nextest run my_filter",
+])
+def test_cargo_select_keeps_the_users_command(command: str, tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "top"\nversion = "0.1.0"\n')
+    assert select(command, ["tests/it.rs"], tmp_path) is None
+
+
+def test_js_select_puts_the_files_where_no_flag_takes_them(tmp_path: Path) -> None:
+    assert select("npx jest --ci", ["test/a.test.js"], tmp_path) == (
+        "npx jest --runTestsByPath test/a.test.js --ci")
+    # right after `run`: --coverage.enabled may or may not take a value
+    assert select(["vitest", "run", "--coverage.enabled", "--reporter=dot"], ["src/a.test.ts"],
+                  tmp_path) == ["vitest", "run", "src/a.test.ts", "--coverage.enabled",
+                                "--reporter=dot"]
+    assert select("node --test", ["test/a.test.js", "test/b.test.mjs"], tmp_path) == (
         "node --test test/a.test.js test/b.test.mjs")
+    assert select("node --import tsx --test --test-reporter=dot", ["a.test.ts"], tmp_path) == (
+        "node --import tsx --test --test-reporter=dot a.test.ts")
+
+
+@pytest.mark.parametrize("command", [
+    "npx jest --ci test/",  # files or patterns of the user's
+    "npx jest -c jest.config.js src",
+    "npx jest --config jest.config.js",  # a value or a pattern? do not guess
+    "npx jest --frobnicate x",
+    "npx jest -- a.test.js",
+    "npx vitest run src",
+    "npx vitest run --coverage.enabled --root packages/a",  # review bug 11
+    "npx vitest run --project unit",
+    "node --test test/a.test.js",
+    "node --test --frobnicate x",
+    "node --test -- test/",
+    "npx jest --ci && eslint .",
+])
+def test_js_select_keeps_the_users_command(command: str, tmp_path: Path) -> None:
+    assert select(command, ["test/a.test.js"], tmp_path) is None
 
 
 def test_npm_select_only_when_the_script_names_no_files(tmp_path: Path) -> None:
@@ -275,8 +362,17 @@ def test_npm_select_only_when_the_script_names_no_files(tmp_path: Path) -> None:
     package.write_text(json.dumps({"scripts": {"test": "jest --ci"}}))
     assert select("npm test", ["test/a.test.js"], tmp_path) == (
         "npm test -- --runTestsByPath test/a.test.js")
+    assert select("npm test -- -t slow", ["test/a.test.js"], tmp_path) is None
+    assert select("npm --prefix . test", ["test/a.test.js"], tmp_path) is None
     package.write_text(json.dumps({"scripts": {"test": "node --test test/unit"}}))
     assert select("npm test", ["test/unit/a.test.js"], tmp_path) is None
+    package.write_text(json.dumps({"scripts": {"test": "node --import tsx --test"}}))
+    assert select("npm test", ["a.test.ts"], tmp_path) == "npm test -- a.test.ts"
+    # the files would follow a flag whose arity we do not know
+    package.write_text(json.dumps({"scripts": {"test": "vitest run --coverage"}}))
+    assert select("npm test", ["a.test.ts"], tmp_path) is None
+    package.write_text(json.dumps({"scripts": {"test": "vitest run --coverage.enabled=true"}}))
+    assert select("npm test", ["a.test.ts"], tmp_path) == "npm test -- a.test.ts"
 
 
 # -- Go (real toolchain) ----------------------------------------------------------------------------
@@ -444,6 +540,67 @@ def test_go_results_none_without_test_events(tmp_path: Path) -> None:
                           tmp_path, tmp_path) is None
 
 
+# `go test -v ./... 2>&1` is not instrumented (it has operators): plain output, in which
+# a line that looks like a test2json event is a test's own print
+GO_PLAIN_OUTPUT = """=== RUN   TestPass
+{"Action":"pass","Package":"example.com/m/x","Test":"Fake"}
+--- PASS: TestPass (0.00s)
+=== RUN   TestFail
+    a_test.go:5: boom
+--- FAIL: TestFail (0.00s)
+FAIL
+FAIL	example.com/m/a	0.002s
+# example.com/m/c [example.com/m/c.test]
+c/c_test.go:3:30: undefined: undefined
+FAIL	example.com/m/c [build failed]
+FAIL
+"""
+
+
+def test_go_results_none_for_plain_go_test_output(tmp_path: Path) -> None:
+    runner = runner_for("go test -v ./... 2>&1", tmp_path)
+    assert runner is not None
+    assert runner.results(GO_PLAIN_OUTPUT, tmp_path, tmp_path) is None
+
+
+def go_event(**fields: object) -> str:
+    return json.dumps({"Package": "example.com/m/big", **fields})
+
+
+def test_go_results_read_a_whole_large_output_in_little_memory(tmp_path: Path) -> None:
+    # results() gets the command's whole output (up to 64 MB): a failing test in the
+    # middle of megabytes of output is found, and what it printed is not all kept
+    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.19\n")
+    lines = []
+    for i in range(300):
+        lines += [go_event(Action="run", Test=f"TestA{i}"),
+                  go_event(Action="output", Test=f"TestA{i}", Output="log\n"),
+                  go_event(Action="pass", Test=f"TestA{i}")]
+    lines.append(go_event(Action="output", Test="TestMiddle", Output="FIRST\n"))
+    lines += [go_event(Action="output", Test="TestMiddle", Output=f"line {j} {'y' * 80}\n")
+              for j in range(40_000)]
+    lines += [go_event(Action="output", Test="TestMiddle", Output="LAST\n"),
+              go_event(Action="fail", Test="TestMiddle")]
+    lines += [go_event(Action="pass", Test=f"TestB{i}") for i in range(300)]
+    lines.append(go_event(Action="fail"))
+    output = "\r\n".join(lines) + "\n"
+    assert len(output) > 5_000_000
+    runner = runner_for("go test ./...", tmp_path)
+    assert runner is not None
+    tracemalloc.start()
+    try:
+        tests = runner.results(output, tmp_path, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    got = outcomes(tests)
+    assert len(got) == 601 and got["big::TestMiddle"] == "failed"
+    assert {o for i, o in got.items() if i != "big::TestMiddle"} == {"passed"}
+    message = by_id(tests)["big::TestMiddle"].message or ""
+    assert message.startswith("FIRST") and message.endswith("LAST") and len(message) < 4_100
+    assert peak < 2_000_000, peak  # not a list of the output's lines, nor the test's output
+
+
 # -- Cargo (real toolchain) -------------------------------------------------------------------------
 
 CARGO_CRATE = {
@@ -508,14 +665,74 @@ def test_cargo_results_from_a_real_run(tmp_path: Path, cargo_env: dict[str, str]
     assert got["src/lib.rs::tests::ignored"].message == "needs a database"
 
 
-def test_cargo_quiet_still_gives_a_line_per_test(tmp_path: Path,
-                                                 cargo_env: dict[str, str]) -> None:
-    root = write(tmp_path / "probe", CARGO_CRATE)
-    _, output, tests = run(root, "cargo test -q --offline --lib", tmp_path / "report",
-                           cargo_env)
-    # -q hides cargo's `Running <file>` lines, so ids carry no file
-    assert outcomes(tests) == {"tests::adds": "passed", "tests::fails": "failed",
-                               "tests::ignored": "skipped", "tests::panics": "passed"}, output
+def test_cargo_quiet_keeps_the_file_in_ids(tmp_path: Path, cargo_env: dict[str, str]) -> None:
+    # review bug 3: -q hid cargo's `Running <file>` lines, so ids lost their file, and
+    # src/main.rs's passing tests::same overwrote src/lib.rs's failing one
+    root = write(tmp_path / "probe", {
+        **CARGO_CRATE,
+        "src/lib.rs": CARGO_CRATE["src/lib.rs"].replace(
+            "    #[test]\n    fn adds()", "    #[test]\n    fn same() { panic!(\"lib\") }\n"
+            "    #[test]\n    fn adds()"),
+        "src/main.rs": "fn main() {}\n#[cfg(test)]\nmod tests { #[test] fn same() {} }\n",
+    })
+    _, output, tests = run(root, "cargo test -q --offline --lib --bins -- -q",
+                           tmp_path / "report", cargo_env)
+    assert outcomes(tests) == {
+        "src/lib.rs::tests::adds": "passed", "src/lib.rs::tests::fails": "failed",
+        "src/lib.rs::tests::ignored": "skipped", "src/lib.rs::tests::panics": "passed",
+        "src/lib.rs::tests::same": "failed", "src/main.rs::tests::same": "passed"}, output
+
+
+CARGO_QUIET_OUTPUT = """
+running 2 tests
+test tests::same ... FAILED
+test tests::adds ... ok
+
+failures:
+
+---- tests::same stdout ----
+lib same fails
+
+failures:
+    tests::same
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out
+
+running 1 test
+test tests::same ... ok
+
+test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out
+"""
+
+
+def test_cargo_results_keep_the_worst_outcome_of_an_id(tmp_path: Path) -> None:
+    # without `Running <file>` lines (a command we may not change: `cargo test -q 2>&1`),
+    # two targets' tests::same are one id: its FAILED is not overwritten by an `ok`
+    runner = runner_for("cargo test", tmp_path)
+    assert runner is not None
+    tests = runner.results(CARGO_QUIET_OUTPUT, tmp_path, tmp_path)
+    assert outcomes(tests) == {"tests::same": "failed", "tests::adds": "passed"}
+    assert by_id(tests)["tests::same"].message == "lib same fails"
+
+
+def test_cargo_results_are_linear_in_hostile_lines(tmp_path: Path) -> None:
+    # a test may print anything: lines that almost look like cargo's must not take
+    # quadratic time (these took 18 s with a lazy `Running (.+?) \((.+)\)` pattern)
+    runner = runner_for("cargo test", tmp_path)
+    assert runner is not None
+    lines = ["     Running " + " (" * 4000 + "x", "test " + " ... ok!" * 1000,
+             "---- " + " stdout ----x" * 600]
+    output = "running 1 test\n" + "\n".join(lines * 200) + "\n"
+    start = time.monotonic()
+    runner.results(output, tmp_path, tmp_path)
+    assert time.monotonic() - start < 2
+
+
+def test_cargo_results_none_for_a_format_without_a_line_per_test(tmp_path: Path) -> None:
+    runner = runner_for("cargo test", tmp_path)
+    assert runner is not None
+    terse = "\nrunning 3 tests\n..F\nfailures:\n    tests::x\n\ntest result: FAILED. 2 passed\n"
+    assert runner.results(terse, tmp_path, tmp_path) is None
 
 
 def test_cargo_select_narrows_a_real_run(tmp_path: Path, cargo_env: dict[str, str]) -> None:
@@ -655,9 +872,9 @@ def test_node_keeps_the_users_reporter(node_project: Path, tmp_path: Path) -> No
 
 
 def test_node_select_narrows_a_real_run(node_project: Path, tmp_path: Path) -> None:
-    runner = runner_for("node --test test/", node_project)
+    runner = runner_for("node --test", node_project)
     assert runner is not None
-    narrowed = runner.select("node --test test/", ["test/other.test.mjs"])
+    narrowed = runner.select("node --test", ["test/other.test.mjs"])
     assert narrowed == "node --test test/other.test.mjs"
     _, output, tests = run(node_project, narrowed, tmp_path / "report")
     assert outcomes(tests) == {"test/other.test.mjs::other ok": "passed"}, output
@@ -758,6 +975,10 @@ def test_jest_results_and_select(js_tools: Path, tmp_path: Path) -> None:
     _, output, tests = run(root, narrowed, tmp_path / "report2",
                            {"npm_config_update_notifier": "false"})
     assert outcomes(tests) == {"test/other.test.js::other ok": "passed"}, output
+    narrowed = runner.select("npx jest --ci", ["test/other.test.js"])
+    assert narrowed == "npx jest --runTestsByPath test/other.test.js --ci"
+    _, output, tests = run(root, narrowed, tmp_path / "report3")
+    assert outcomes(tests) == {"test/other.test.js::other ok": "passed"}, output
 
 
 @pytest.mark.slow
@@ -775,6 +996,10 @@ def test_vitest_results_and_select(js_tools: Path, tmp_path: Path) -> None:
     assert narrowed == "npm test -- test/other.test.js"
     _, output, tests = run(root, narrowed, tmp_path / "report2",
                            {"CI": "1", "npm_config_update_notifier": "false"})
+    assert outcomes(tests) == {"test/other.test.js::other ok": "passed"}, output
+    narrowed = runner.select([vitest, "run", "--passWithNoTests"], ["test/other.test.js"])
+    assert narrowed == [vitest, "run", "test/other.test.js", "--passWithNoTests"]
+    _, output, tests = run(root, narrowed, tmp_path / "report3", {"CI": "1"})
     assert outcomes(tests) == {"test/other.test.js::other ok": "passed"}, output
 
 
@@ -809,3 +1034,200 @@ def test_a_linked_report_is_not_followed(tmp_path: Path) -> None:
     runner = runner_for("npx vitest run", tmp_path)
     assert runner is not None
     assert runner.results("", reports, tmp_path) is None
+
+
+# -- hostile reports and output --------------------------------------------------------------------
+
+
+def report_runners(root: Path) -> dict[str, tuple[runners.Runner, str | None]]:
+    """Every runner, with the report file it reads (None: it reads the output)."""
+    out: dict[str, tuple[runners.Runner, str | None]] = {}
+    for command, report in [("go test ./...", None), ("cargo test", None),
+                            ("cargo nextest run", "nextest-junit.xml"),
+                            ("npx jest", "jest-results.json"),
+                            ("npx vitest run", "vitest-results.json"),
+                            ("node --test", "node-tests.jsonl")]:
+        runner = runner_for(command, root)
+        assert runner is not None
+        out[runner.name] = (runner, report)
+    return out
+
+
+def read_back(runner: runners.Runner, report: str | None, data: str | bytes,
+              root: Path) -> list[TestCase] | None:
+    reports = root / "reports"
+    reports.mkdir(exist_ok=True)
+    if report is None:
+        output = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        tests = runner.results(output, reports, root)
+    else:
+        (reports / report).write_bytes(data.encode("utf-8", "surrogatepass")
+                                       if isinstance(data, str) else data)
+        tests = runner.results("", reports, root)
+    for t in tests or []:
+        t.model_dump_json()  # it can be recorded
+        assert t.message is None or len(t.message) <= 4_000 + len("\n[...]\n")
+    return tests
+
+
+def test_reports_with_fields_of_the_wrong_type_are_skipped(tmp_path: Path) -> None:
+    # review bug 10: a test may write anything into the report directory
+    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.19\n")
+    jest = json.dumps({"testResults": [
+        {"name": ["a"], "assertionResults": [{"title": "t", "status": "passed"}]},
+        {"name": str(tmp_path / "bad\x00.test.js"), "status": "failed", "message": "m"},
+        {"name": str(tmp_path / "a.test.js"), "status": "failed", "message": {"not": "text"},
+         "assertionResults": [
+             {"ancestorTitles": 5, "title": "t", "status": "passed"},
+             {"ancestorTitles": ["d", 7], "title": "t", "status": "passed"},
+             {"ancestorTitles": None, "title": 5, "status": "passed"},
+             "not a dict",
+             {"title": "lone \ud800", "status": "passed"},
+             {"title": "odd messages", "status": "failed",
+              "failureMessages": [None, {"a": 1}, "real one", "x" * 100_000]},
+             {"title": "no messages", "status": "failed", "failureMessages": 5},
+         ]},
+        {"name": str(tmp_path / "b.test.js"), "status": "failed", "message": 7},
+    ]})
+    node = "\n".join(json.dumps(e) for e in [
+        {"event": "test:pass", "name": "ok", "nesting": 0, "file": ["a"]},
+        {"event": "test:pass", "name": 5, "nesting": 0, "file": str(tmp_path / "a.js")},
+        {"event": "test:pass", "name": "n", "nesting": "0", "file": str(tmp_path / "a.js")},
+        {"event": "test:fail", "name": "f", "nesting": 0, "file": str(tmp_path / "\x00.js")},
+        {"event": "test:stderr", "file": str(tmp_path / "a.js"), "message": 5},
+        {"event": "test:fail", "name": "g", "nesting": 0, "file": str(tmp_path / "a.js"),
+         "error": {"not": "text"}, "skip": [], "todo": {}, "type": 3, "failureType": []},
+    ])
+    go = "\n".join(json.dumps(e) for e in [
+        {"Action": "output", "Package": "example.com/m/p", "Test": 5, "Output": "x"},
+        {"Action": ["fail"], "Package": "example.com/m/p", "Test": "TestA"},
+        {"Action": "build-output", "ImportPath": 5, "Output": 5},
+        {"Action": "fail", "Package": {"a": 1}},
+        {"Action": "output", "Package": "example.com/m/p", "Test": "TestB", "Output": 7},
+        {"Action": "fail", "Package": "example.com/m/p", "Test": "TestB", "FailedBuild": 3},
+    ]) + "\n" + "{" * 100_000 + "\n"
+    got = report_runners(tmp_path)
+    tests = read_back(*got["jest"], jest, tmp_path)
+    assert outcomes(tests) == {"a.test.js::lone ?": "passed", "a.test.js::odd messages": "failed",
+                               "a.test.js::no messages": "failed", "b.test.js": "error"}
+    message = by_id(tests)["a.test.js::odd messages"].message or ""
+    assert message.startswith("real one\n") and len(message) < 4_100
+    assert by_id(tests)["b.test.js"].message is None
+    tests = read_back(*got["node"], node, tmp_path)
+    assert outcomes(tests) == {"a.js::g": "failed"}
+    assert by_id(tests)["a.js::g"].message is None
+    assert outcomes(read_back(*got["go"], go, tmp_path)) == {"p::TestB": "failed"}
+
+
+def test_deeply_nested_reports_do_not_overflow_the_stack(tmp_path: Path) -> None:
+    got = report_runners(tmp_path)
+    # node reports subtests first: a chain 20,000 deep, innermost first
+    chain = "\n".join(json.dumps({"event": "test:pass", "name": f"t{n}", "nesting": n,
+                                  "file": str(tmp_path / "a.js")})
+                      for n in range(20_000, -1, -1))
+    tests = read_back(*got["node"], chain, tmp_path)
+    assert tests is not None and tests[0].id == "a.js::t0" and 50 < len(tests) <= 100
+    assert read_back(*got["jest"], "[" * 100_000, tmp_path) is None
+    assert read_back(*got["nextest"], "<a>" * 100_000, tmp_path) is None
+
+
+def test_reports_are_read_up_to_16_mb(tmp_path: Path) -> None:
+    assert runners._REPORT_CAP == 16 * 1024 * 1024
+    runner, report = report_runners(tmp_path)["node"]
+    first = json.dumps({"event": "test:pass", "name": "first", "nesting": 0, "file": "a.js"})
+    last = json.dumps({"event": "test:fail", "name": "last", "nesting": 0, "file": "a.js"})
+    data = f"{first}\n{'x' * runners._REPORT_CAP}\n{last}\n"
+    assert outcomes(read_back(runner, report, data, tmp_path)) == {"a.js::first": "passed"}
+
+
+FUZZ_WORDS = ["Action", "Package", "Test", "Output", "ImportPath", "FailedBuild", "pass",
+              "fail", "skip", "output", "build-output", "example.com/m", "testResults", "name",
+              "assertionResults", "ancestorTitles", "title", "status", "failed", "passed",
+              "failureMessages", "message", "event", "test:pass", "test:fail", "test:stderr",
+              "nesting", "file", "error", "type", "suite", "skip", "todo", "failureType",
+              "hookFailed", "/abs/a.test.js", "a\x00b", "\ud800", "../..", "", "::"]
+
+# A well-formed report (or output) of each runner, for the fuzzer to damage.
+FUZZ_SAMPLES: dict[str, object] = {
+    "go": [{"Action": "run", "Package": "example.com/m/p", "Test": "TestA"},
+           {"Action": "output", "Package": "example.com/m/p", "Test": "TestA", "Output": "x\n"},
+           {"Action": "fail", "Package": "example.com/m/p", "Test": "TestA"},
+           {"ImportPath": "example.com/m/q [example.com/m/q.test]", "Action": "build-output",
+            "Output": "q.go:1: bad\n"},
+           {"Action": "fail", "Package": "example.com/m/q", "FailedBuild": "example.com/m/q"}],
+    "cargo": ["     Running unittests src/lib.rs (target/debug/deps/x-1)", "running 2 tests",
+              "test a ... ok", "test b ... FAILED", "failures:", "---- b stdout ----", "boom",
+              "failures:", "test result: FAILED. 1 passed; 1 failed", "   Doc-tests x",
+              "running 1 test", "test src/lib.rs - f (line 3) ... ignored, why",
+              "test result: ok.", "error: test failed"],
+    "nextest": ['<testsuites><testsuite name="x::it"><testcase classname="x::it" name="a">',
+                '<failure message="m">boom</failure><system-out>o</system-out></testcase>',
+                '<testcase name="b"><skipped/></testcase></testsuite></testsuites>'],
+    "jest": {"testResults": [
+        {"name": "/abs/a.test.js", "status": "failed", "message": "m", "assertionResults": [
+            {"ancestorTitles": ["d"], "title": "t", "status": "failed",
+             "failureMessages": ["boom"]},
+            {"ancestorTitles": [], "title": "u", "status": "passed"}]}]},
+    "node": [{"event": "test:stderr", "file": "/abs/a.js", "message": "e"},
+             {"event": "test:pass", "name": "c", "nesting": 1, "file": "/abs/a.js"},
+             {"event": "test:fail", "name": "s", "nesting": 0, "file": "/abs/a.js",
+              "type": "suite", "error": "e", "failureType": "hookFailed"},
+             {"event": "test:fail", "name": "/abs/b.js", "nesting": 0, "file": "/abs/b.js",
+              "skip": "why", "todo": False}],
+}
+FUZZ_SAMPLES["vitest"] = FUZZ_SAMPLES["jest"]
+
+
+def fuzz_value(rng: random.Random, depth: int = 0) -> object:
+    kind = rng.randrange(9 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice(FUZZ_WORDS)
+    if kind == 1:
+        return rng.choice([0, -1, 1, 2**70, 1.5, True, None])
+    if kind == 2:
+        return "".join(chr(rng.randrange(0, 0x3000)) for _ in range(rng.randrange(8)))
+    if kind in (3, 4):
+        return str(Path("/abs") / rng.choice(FUZZ_WORDS))
+    if kind in (5, 6):
+        return {rng.choice(FUZZ_WORDS): fuzz_value(rng, depth + 1) for _ in range(rng.randrange(6))}
+    return [fuzz_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+
+
+def damaged(rng: random.Random, value: object) -> object:
+    """`value` with some of its parts (of any depth) replaced by random values."""
+    if rng.random() < 0.15:
+        return fuzz_value(rng)
+    if isinstance(value, dict):
+        return {k: damaged(rng, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [damaged(rng, v) for v in value]
+    if isinstance(value, str) and value and rng.random() < 0.2:
+        cut = rng.randrange(len(value))
+        return value[:cut] + rng.choice(FUZZ_WORDS) + value[cut + 1:]
+    return value
+
+
+def fuzz_data(rng: random.Random, name: str) -> str | bytes:
+    sample = FUZZ_SAMPLES[name]
+    kind = rng.randrange(6)
+    if kind == 0:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
+    if kind == 1:
+        return json.dumps(fuzz_value(rng))
+    if isinstance(sample, dict):  # one JSON document
+        return json.dumps(damaged(rng, sample))
+    assert isinstance(sample, list)
+    items = damaged(rng, sample * rng.randrange(1, 3))
+    items = items if isinstance(items, list) else [items]
+    lines = [x if isinstance(x, str) and name in ("cargo", "nextest") else json.dumps(x)
+             for x in items]
+    text = "\n".join(lines)
+    return text[: rng.randrange(len(text) + 1)] if kind == 2 else text
+
+
+def test_results_never_raise_whatever_a_test_writes(tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    got = report_runners(tmp_path)
+    for _ in range(300):
+        for name, (runner, report) in got.items():
+            read_back(runner, report, fuzz_data(rng, name), tmp_path)
