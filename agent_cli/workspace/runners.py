@@ -69,6 +69,7 @@ import this one at its top.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import itertools
@@ -287,7 +288,27 @@ class NextestRunner(_Base):
         return _cargo_select(command, test_files, "nextest", self.root)
 
 
-class JestRunner(_Base):
+class _JsonReportRunner(_Base, abc.ABC):
+    """Jest and Vitest: the same JSON report, the same way of adding flags and files."""
+
+    report_name = ""
+    select_flags: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def _flags(self, report_dir: Path, existing: list[str]) -> list[str] | None:
+        """The flags that ask this tool for its report, or None: the user's own."""
+
+    def instrument(self, command: Command, report_dir: Path) -> tuple[Command, dict[str, str]]:
+        return _js_instrument(self, command, report_dir), {}
+
+    def results(self, output: str, report_dir: Path, root: Path) -> list[TestCase] | None:
+        return _jest_json_results(Path(report_dir) / self.report_name, Path(root))
+
+    def select(self, command: Command, test_files: list[str]) -> Command | None:
+        return _js_select(self, command, test_files)
+
+
+class JestRunner(_JsonReportRunner):
     """Jest, read from its built-in JSON report (`--json --outputFile=F`)."""
 
     name = "jest"
@@ -300,17 +321,8 @@ class JestRunner(_Base):
             return None  # the user's own JSON report: leave it alone
         return ["--json", f"--outputFile={Path(report_dir) / self.report_name}"]
 
-    def instrument(self, command: Command, report_dir: Path) -> tuple[Command, dict[str, str]]:
-        return _js_instrument(self, command, report_dir), {}
 
-    def results(self, output: str, report_dir: Path, root: Path) -> list[TestCase] | None:
-        return _jest_json_results(Path(report_dir) / self.report_name, Path(root))
-
-    def select(self, command: Command, test_files: list[str]) -> Command | None:
-        return _js_select(self, command, test_files)
-
-
-class VitestRunner(_Base):
+class VitestRunner(_JsonReportRunner):
     """Vitest, read from its built-in JSON reporter (same shape as Jest's)."""
 
     name = "vitest"
@@ -325,15 +337,6 @@ class VitestRunner(_Base):
         if any(_flag_name(w) == "reporter" for w in existing):
             return ours  # the user chose the reporters people see
         return ["--reporter=default", *ours]
-
-    def instrument(self, command: Command, report_dir: Path) -> tuple[Command, dict[str, str]]:
-        return _js_instrument(self, command, report_dir), {}
-
-    def results(self, output: str, report_dir: Path, root: Path) -> list[TestCase] | None:
-        return _jest_json_results(Path(report_dir) / self.report_name, Path(root))
-
-    def select(self, command: Command, test_files: list[str]) -> Command | None:
-        return _js_select(self, command, test_files)
 
 
 class NodeTestRunner(_Base):
@@ -716,7 +719,7 @@ def _npm_append(command: Command, args: list[str]) -> Command:
 # -- JavaScript: instrumenting and selecting --------------------------------------------
 
 
-def _js_instrument(runner: JestRunner | VitestRunner, command: Command, report_dir: Path) -> Command:
+def _js_instrument(runner: _JsonReportRunner, command: Command, report_dir: Path) -> Command:
     _forget(Path(report_dir) / runner.report_name)
     found = _editable(command, runner.name)
     if found is not None:
@@ -730,7 +733,7 @@ def _js_instrument(runner: JestRunner | VitestRunner, command: Command, report_d
     return _npm_append(command, flags) if flags else command
 
 
-def _js_select(runner: JestRunner | VitestRunner | NodeTestRunner, command: Command,
+def _js_select(runner: _JsonReportRunner | NodeTestRunner, command: Command,
                test_files: list[str]) -> Command | None:
     """The command with the files as its file arguments, when it has none and no word
     that could be one (a flag's value, a pattern): otherwise the user narrowed it."""

@@ -7,6 +7,7 @@ each stage; tests route them by the forced tool name.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,6 +89,26 @@ def agent(args: list[str], repo: Path, env: dict[str, str], timeout: float = 120
           ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agent_cli", *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def issue(repo: Path) -> str:
+    """The issue file make_repo writes next to the repository."""
+    return str(repo.parent / "ISSUE.md")
+
+
+def only_run(repo: Path) -> str:
+    (run_id,) = os.listdir(repo / ".agent" / "runs")
+    return run_id
+
+
+def run_json(repo: Path, run_id: str) -> dict:
+    return json.loads((repo / ".agent" / "runs" / run_id / "run.json").read_text())
+
+
+def record(repo: Path, run_id: str, key: str) -> dict:
+    """A step's record by key."""
+    path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
+    return json.loads(path.read_text())
 
 
 def write_call_for(path: str):  # type: ignore[no-untyped-def]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.e2e.scenario import (
     ANALYSIS,
@@ -21,56 +19,24 @@ from tests.e2e.scenario import (
     TARGET,
     WRONG,
     agent,
-    agent_env,
     edits,
     fix,
     git,
-    make_repo,
+    issue,
+    only_run,
     plan,
+    record,
+    run_json,
     script_happy,
     write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply
 
 
-@pytest.fixture
-def server(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
-    fake_anthropic.min_cacheable_tokens = 100
-    return fake_anthropic
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path)
-
-
-@pytest.fixture
-def env(server: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
-    return agent_env(server, tmp_path)
-
-
-def issue(repo: Path) -> str:
-    return str(repo.parent / "ISSUE.md")
-
-
-def run_json(repo: Path, run_id: str) -> dict:
-    return json.loads((repo / ".agent" / "runs" / run_id / "run.json").read_text())
-
-
 def steps(repo: Path, run_id: str) -> list[str]:
     files = sorted((repo / ".agent" / "runs" / run_id / "steps").glob("*.json"),
                    key=lambda p: int(p.name.split("-")[0]))
     return [json.loads(p.read_text())["key"] for p in files]
-
-
-def record(repo: Path, run_id: str, key: str) -> dict:
-    path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
-    return json.loads(path.read_text())
-
-
-def only_run(repo: Path) -> str:
-    (run_id,) = os.listdir(repo / ".agent" / "runs")
-    return run_id
 
 
 def tree(root: Path, skip: tuple[str, ...] = (".git", ".agent")) -> dict[str, str]:

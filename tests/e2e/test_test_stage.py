@@ -5,7 +5,6 @@ target tests named in the wrong file. Real `agent` processes, the model faked at
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -20,51 +19,19 @@ from tests.e2e.scenario import (
     PR,
     TARGET,
     agent,
-    agent_env,
     edits,
     git,
-    make_repo,
+    issue,
+    only_run,
     plan,
+    record,
+    run_json,
     script_happy,
     write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
 
 SLOW_UNRELATED = "import time\n\ndef test_a_slow_unrelated_suite():\n    time.sleep(30)\n"
-
-
-@pytest.fixture
-def server(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
-    fake_anthropic.min_cacheable_tokens = 100
-    return fake_anthropic
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path)
-
-
-@pytest.fixture
-def env(server: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
-    return agent_env(server, tmp_path)
-
-
-def issue(repo: Path) -> str:
-    return str(repo.parent / "ISSUE.md")
-
-
-def only_run(repo: Path) -> str:
-    (run_id,) = os.listdir(repo / ".agent" / "runs")
-    return run_id
-
-
-def record(repo: Path, run_id: str, key: str) -> dict:
-    path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
-    return json.loads(path.read_text())
-
-
-def run_json(repo: Path, run_id: str) -> dict:
-    return json.loads((repo / ".agent" / "runs" / run_id / "run.json").read_text())
 
 
 def commit(repo: Path, files: dict[str, str]) -> None:
@@ -100,7 +67,7 @@ def test_only_the_related_tests_run_and_the_gate_says_which(
 
 def test_scope_full_runs_the_whole_suite_after_the_related_tests_pass(
         repo: Path, env: dict, server: FakeAnthropic) -> None:
-    commit(repo, {"tests/test_more.py": "def test_more():\n    assert True\n"})
+    commit(repo, {"tests/test_more.py": "def test_more():\n    assert 1 + 1 == 2\n"})
     script_happy(server)
     done = agent(["solve", issue(repo), "--auto-approve"], repo, {**env, "AGENT_TEST_SCOPE": "full"})
     assert done.returncode == 0, done.stderr + done.stdout

@@ -13,7 +13,6 @@ file under .agent/ or in .git/ (objects included).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -35,9 +34,11 @@ from tests.e2e.scenario import (
     agent_env,
     edits,
     git,
-    make_repo,
+    issue,
+    only_run,
     plan,
     processes_with,
+    record,
     without_bwrap,
     write_call_for,
 )
@@ -55,11 +56,6 @@ def server(fake_anthropic_factory, canary: str) -> FakeAnthropic:  # type: ignor
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path)
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Path:
     """The user's home: a private key an attacker wants."""
     ssh = tmp_path / "home" / ".ssh"
@@ -72,20 +68,6 @@ def home(tmp_path: Path) -> Path:
 def env(server: FakeAnthropic, tmp_path: Path, home: Path) -> dict[str, str]:
     return {**agent_env(server, tmp_path), "HOME": str(home),
             "GITHUB_TOKEN": f"ghp_canary{secrets.token_hex(10)}"}
-
-
-def issue(repo: Path) -> str:
-    return str(repo.parent / "ISSUE.md")
-
-
-def only_run(repo: Path) -> str:
-    (run_id,) = os.listdir(repo / ".agent" / "runs")
-    return run_id
-
-
-def record(repo: Path, run_id: str, key: str) -> dict:
-    path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
-    return json.loads(path.read_text())
 
 
 def assert_nowhere(needles: list[str], repo: Path, server: FakeAnthropic) -> None:
