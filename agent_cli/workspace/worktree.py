@@ -233,9 +233,12 @@ class Worktree:
             if files is None:
                 # Start from the worktree's own index: its stat data lets `add -A` skip
                 # re-hashing unchanged files; `add -A` then makes it match the files.
+                # copy2, keeping the index's mtime: git re-reads a file whose mtime is not
+                # older than the index's (racy git); under a fresh mtime, a same-size
+                # rewrite in the tick of its checkout looked unchanged and was dropped.
                 real_index = self.path / self._git("rev-parse", "--git-path", "index")
                 if real_index.exists():
-                    shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
+                    shutil.copy2(real_index, env["GIT_INDEX_FILE"])
                 else:
                     run_git(self.path, "read-tree", self.base_commit, env=env)
                 run_git(self.path, "add", "-A", "--", ".", *_NEVER_RECORDED, env=env)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,30 @@ def test_a_worktree_whose_git_link_was_rewritten_is_rebuilt_not_trusted(tmp_path
     assert sh(repo, "git", "status", "--porcelain") == ""
     again.materialize("")
     assert sh(again.path, "git", "rev-parse", "HEAD") == base
+
+
+def test_diff_sees_a_same_size_rewrite_in_the_tick_of_the_checkout(tmp_path: Path) -> None:
+    """Racy git: a file rewritten with the same size in the same timestamp tick as the
+    checkout that wrote it and the index looks unchanged by its stat data; git then
+    re-reads it because its mtime is not older than the index's. The diff copied the
+    index under a new mtime, and sympy-13091's one-line fix of basic.py (same size)
+    vanished from the branch."""
+    import os
+
+    repo = make_repo(tmp_path / "repo")
+    wt = Worktree.ensure(repo, "run1", head_commit(repo))
+    wt.materialize("")
+    target = wt.path / "app.py"
+    before = target.read_text()
+    index = wt.path / sh(wt.path, "git", "rev-parse", "--git-path", "index")
+    tick = os.stat(index).st_mtime_ns
+    os.utime(target, ns=(tick, tick))  # checked out in the index's tick...
+    os.utime(index, ns=(tick, tick))
+    sh(wt.path, "git", "update-index", "--refresh")  # (records that stat in the index)
+    os.utime(index, ns=(tick, tick))
+    after = before.replace("hello", "howdy")
+    assert len(after) == len(before)
+    target.write_text(after)  # ...and rewritten, same size, in that tick
+    os.utime(target, ns=(tick, tick))
+    time.sleep(1.1)  # the diff comes a second later (after the other files' edits)
+    assert "howdy" in wt.diff()
