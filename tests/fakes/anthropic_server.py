@@ -306,7 +306,9 @@ class FakeRequest:
 
     @property
     def tool(self) -> str | None:
-        """The forced tool name (``tool_choice: {"type": "tool", "name": X}``)."""
+        """The tool this request asks for: the forced one (``tool_choice: {"type":
+        "tool", "name": X}``), or, when the model may choose (``any``/``auto``), the one
+        a scripted model would pick as asked (see ``_forced_tool``)."""
         return _forced_tool(self.body)
 
     @property
@@ -327,12 +329,29 @@ class FakeRequest:
 
 
 def _forced_tool(body: Any) -> str | None:
+    """The forced tool's name; with ``tool_choice`` ``any`` or ``auto``, the offered tool
+    that the user's text names last (text blocks only, not tool results): a prompt that
+    offers helper tools ends by saying which tool finishes the turn, and a scripted
+    model does as it is told. Routes by ``tool=`` therefore keep working when a client
+    lets the model choose; a reply that calls another tool names it (``tool_reply(name,
+    ...)``)."""
     if not isinstance(body, dict):
         return None
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "tool":
         name = choice.get("name")
         return name if isinstance(name, str) else None
+    if isinstance(choice, dict) and choice.get("type") in ("any", "auto"):
+        offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+        last = None  # messages, blocks and words in order: the last named tool wins
+        for message in body.get("messages") or []:
+            if not isinstance(message, dict) or message.get("role") != "user":
+                continue
+            for block in _blocks_of(message.get("content")):
+                if block.get("type") == "text":
+                    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_-]*", str(block.get("text", ""))):
+                        last = word if word in offered else last
+        return last
     return None
 
 
