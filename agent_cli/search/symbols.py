@@ -45,31 +45,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     """
     lines = _lines(text)
     lang = language(path)
-    symbols: list[SymbolRow] = []
-    starts: list[int] = []
-    imports: list[list[Any]] = []
-    parsed = False
-    if lang == "python" and exact and not _looks_generated(text, lines):
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            tree = None
-        if tree is not None:
-            _py_symbols(tree.body, "", False, symbols, starts)
-            imports = _py_imports(tree)
-            parsed = True
-    grammar = exact and lang not in ("python", "cython") and not _looks_generated(text, lines)
-    if grammar:
-        from agent_cli.search.treesit import symbols as grammar_symbols
-
-        found = grammar_symbols(text, lang, path)
-        if found is not None:
-            (symbols, starts), parsed = found, True
-    if not parsed:
-        symbols, starts = _regex_symbols(lines, lang)
-        if lang in ("python", "cython"):
-            imports = _regex_imports(text)
-
+    symbols, starts, imports = _definitions(path, text, lines, lang, exact)
     owner = _owners(symbols, starts, len(lines))
     # Count raw identifiers per run of lines with one owner (Counter over findall runs
     # in C), then expand each distinct identifier into tokens once: identifiers repeat
@@ -107,6 +83,42 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
         "post": {term: ",".join(v) for term, v in post.items()},
     }
     return core, detail
+
+
+def definitions(path: str, text: str) -> list[SymbolRow]:
+    """What `text` (the file `path`) defines: [qualified name, kind, line, end_line]
+    rows in document order, parents before children, as the index has them."""
+    return _definitions(path, text, _lines(text), language(path), True)[0]
+
+
+def _definitions(path: str, text: str, lines: list[str], lang: str, exact: bool
+                 ) -> tuple[list[SymbolRow], list[int], list[list[Any]]]:
+    """(symbols, the line each symbol's span starts at, imports)."""
+    symbols: list[SymbolRow] = []
+    starts: list[int] = []
+    imports: list[list[Any]] = []
+    parsed = False
+    if lang == "python" and exact and not _looks_generated(text, lines):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if tree is not None:
+            _py_symbols(tree.body, "", False, symbols, starts)
+            imports = _py_imports(tree)
+            parsed = True
+    grammar = exact and lang not in ("python", "cython") and not _looks_generated(text, lines)
+    if grammar:
+        from agent_cli.search.treesit import symbols as grammar_symbols
+
+        found = grammar_symbols(text, lang, path)
+        if found is not None:
+            (symbols, starts), parsed = found, True
+    if not parsed:
+        symbols, starts = _regex_symbols(lines, lang)
+        if lang in ("python", "cython"):
+            imports = _regex_imports(text)
+    return symbols, starts, imports
 
 
 def _owners(symbols: list[SymbolRow], starts: list[int], n_lines: int) -> list[int]:
