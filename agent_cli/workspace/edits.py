@@ -9,7 +9,9 @@ matched in tiers, and the outcome says which tier matched:
    and `old` was written with plain newlines);
 2. ``trailing-whitespace`` — the same lines, ignoring whitespace at line ends;
 3. ``indentation-shift`` — the same lines after adding or removing one uniform
-   indent; `new` is re-indented by that same shift.
+   indent; `new` is re-indented by that same shift;
+4. ``line-numbers`` — `old` was copied with the `  123| ` prefixes of a numbered view
+   (consecutive numbers on every line): matched without them, and `new` loses them too.
 
 A tier that matches more than once is an error asking for more context, never a
 guess. When nothing matches, the error carries the nearest block of the file (by
@@ -323,7 +325,35 @@ def _match_and_replace(text: str, old: str, new: str, path: str) -> tuple[str, s
     if shifts:
         raise _ambiguous(path, [i + 1 for i, _ in shifts])
 
+    unnumbered = _without_line_numbers(old_lines)
+    if unnumbered is not None:  # copied with the `  123| ` prefix of a numbered view
+        plain_new = _without_line_numbers(new_lines, strict=False) or []
+        end = "\n" if old.endswith("\n") else ""
+        result, _ = _match_and_replace(text, "\n".join(unnumbered) + end,
+                                       "\n".join(plain_new) + ("\n" if new.endswith("\n") else ""),
+                                       path)
+        return result, "line-numbers"
+
     raise _not_found(path, lines, old_lines)
+
+
+_NUMBERED = re.compile(r"^ *(\d+)\| ?")
+
+
+def _without_line_numbers(lines: list[str], strict: bool = True) -> list[str] | None:
+    """`lines` without the `NNNNN| ` prefixes of the numbered views the model is shown,
+    when every line has one and the numbers count up by one (strict); else None. With
+    `strict=False` (for `new`), the prefixed lines lose it and the others stay."""
+    if not lines:
+        return None if strict else []
+    matches = [_NUMBERED.match(line) for line in lines]
+    if strict:
+        if not all(matches):
+            return None
+        numbers = [int(m.group(1)) for m in matches if m]
+        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+            return None
+    return [line[m.end():] if m else line for line, m in zip(lines, matches)]
 
 
 def _ambiguous(path: str, line_numbers: list[int]) -> _Failed:

@@ -73,6 +73,21 @@ def test_indentation_shift_reindents_new(root: Path) -> None:
     assert (root / "pkg" / "greet.py").read_text().startswith("import sys\n")
 
 
+def test_old_text_copied_with_the_line_numbers_of_a_numbered_view(root: Path) -> None:
+    text = (root / "pkg" / "greet.py").read_text().splitlines()
+    n = text.index("    def leave(self, name):") + 1
+    old = f"{n:5d}|     def leave(self, name):\n{n + 1:5d}|         return \"bye, \" + name\n"
+    new = f"{n:5d}|     def leave(self, name):\n        return \"bye!\"\n"
+    [out] = apply_edits(root, [replace("pkg/greet.py", old, new)])
+    assert (out.applied, out.how) == (True, "line-numbers")
+    assert (root / "pkg" / "greet.py").read_text().endswith(
+        '    def leave(self, name):\n        return "bye!"\n')
+    # numbers that do not count up by one are not a numbered view: not stripped
+    skipped = f"{n:5d}|     def leave(self, name):\n{n + 5:5d}|         return \"bye!\"\n"
+    [out] = apply_edits(root, [replace("pkg/greet.py", skipped, "x")])
+    assert not out.applied and out.how == "not-found"
+
+
 def test_ambiguous_occurrence_asks_for_context(root: Path) -> None:
     before = (root / "pkg" / "greet.py").read_bytes()
     [out] = apply_edits(root, [replace("pkg/greet.py", "(self, name):", "(self):")])
