@@ -20,6 +20,17 @@ Prompt caching: every request carries all of the flow's tools (so that tools and
 system prompt form one prefix shared by every call of a run), a breakpoint on the
 system prompt, and one on the last stable context block (issue, plan, files), so
 the calls of a stage and the stages after it read that prefix from the cache.
+
+Helper tools (`ask(..., helpers=H)`): the model may call the tools `H` offers (the
+read tools of write_code and fix_code) before the answer tool. The request then lets
+the model choose (`tool_choice: any`); each helper call is run here and its result
+goes back as a `tool_result` in the next request of the same conversation, at most
+`H.max_calls` times, after which the answer tool is forced. Every round trip is one
+journaled call like any other, so a step re-executed after a crash is served the
+answers it already paid for and re-runs the (deterministic) helpers in between. A
+result is cut to what keeps the request under MAX_PROMPT_TOKENS. Two more
+breakpoints, on the instruction and on the newest tool result, let each round trip
+read the conversation so far from the cache.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -45,6 +56,18 @@ from agent_cli.llm.pricing import estimate_cost, price_call
 T = TypeVar("T", bound=BaseModel)
 
 CACHE = {"type": "ephemeral"}
+MAX_PROMPT_TOKENS = 60_000  # helper results are cut to stay under this (estimated)
+
+
+class Helpers(Protocol):
+    """Tools the model may call before it answers (see the module docstring)."""
+
+    names: frozenset[str]
+    max_calls: int
+
+    def run(self, name: str, tool_input: dict[str, Any], room_chars: int) -> tuple[str, bool]:
+        """The result text (at most `room_chars` characters) and whether it is an error."""
+        ...
 
 
 class ModelService:
@@ -64,15 +87,36 @@ class ModelService:
         system: str,
         context: list[str],
         instruction: str,
+        helpers: Helpers | None = None,
     ) -> T:
-        """One structured answer of type `output`, through the forced tool `tool`."""
+        """One structured answer of type `output`, through the tool `tool` (forced,
+        or after up to `helpers.max_calls` calls of the helper tools)."""
         cfg = durable.config()
         request = build_request(
             model=resolve_model(cfg.get("model") or "sonnet"),
             max_tokens=int(cfg.get("max_tokens") or 8192),
             tool=tool, tools=tools, system=system, context=context, instruction=instruction,
+            choose=helpers is not None,
         )
         response = self._call(request)
+        used = 0
+        while helpers is not None and _helper_turn(response, tool, helpers.names):
+            results = []
+            for block in _tool_uses(response):
+                used += 1
+                room = MAX_PROMPT_TOKENS * 4 - len(json.dumps(request, ensure_ascii=False))
+                text, is_error = helpers.run(block["name"], block.get("input") or {},
+                                             max(room - 2_000, 0))
+                results.append({"type": "tool_result", "tool_use_id": block["id"],
+                                "content": text, **({"is_error": True} if is_error else {})})
+            last = used >= helpers.max_calls or room < 8_000
+            if last:
+                results.append({"type": "text", "text": f"That was the last read for this "
+                                f"answer. Call {tool} now."})
+            request = _next_turn(request, response, results, force=tool if last else None)
+            response = self._call(request)
+        if helpers is not None:  # a repair turn forces the answer tool
+            request = {**request, "tool_choice": {"type": "tool", "name": tool}}
         try:
             return _parse(output, tool, response)
         except _Invalid as first:
@@ -200,21 +244,53 @@ def _granted(run: durable.Run) -> float:
 
 
 def build_request(*, model: str, max_tokens: int, tool: str, tools: dict[str, type[BaseModel]],
-                  system: str, context: list[str], instruction: str) -> dict[str, Any]:
+                  system: str, context: list[str], instruction: str,
+                  choose: bool = False) -> dict[str, Any]:
+    """The first request of a call. `choose`: the model may call helper tools before
+    `tool` (tool_choice any, and a breakpoint on the instruction for the turns after)."""
     if tool not in tools:
         raise ModelError(f"tool {tool!r} is not among the tools offered: {sorted(tools)}")
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text} for text in context if text]
     if blocks:
         blocks[-1]["cache_control"] = CACHE
-    blocks.append({"type": "text", "text": instruction})
+    blocks.append({"type": "text", "text": instruction, **({"cache_control": CACHE} if choose else {})})
     return {
         "model": model,
         "max_tokens": max_tokens,
         "system": [{"type": "text", "text": system, "cache_control": CACHE}],
         "tools": [tool_spec(name, cls) for name, cls in sorted(tools.items())],
-        "tool_choice": {"type": "tool", "name": tool},
+        "tool_choice": {"type": "any"} if choose else {"type": "tool", "name": tool},
         "messages": [{"role": "user", "content": blocks}],
     }
+
+
+def _tool_uses(response: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in response.get("content") or [] if b.get("type") == "tool_use"]
+
+
+def _helper_turn(response: dict[str, Any], tool: str, helpers: frozenset[str]) -> bool:
+    """The model called helper tools only (an answer, if any, wins)."""
+    uses = _tool_uses(response)
+    return bool(uses) and all(b.get("name") in helpers for b in uses) \
+        and not any(b.get("name") == tool for b in uses)
+
+
+def _next_turn(request: dict[str, Any], response: dict[str, Any], results: list[dict[str, Any]],
+               *, force: str | None) -> dict[str, Any]:
+    """The conversation so far plus the helper results. The cache breakpoint on tool
+    results moves to the newest (the API allows four: system, context, instruction,
+    newest result)."""
+    messages = []
+    for message in request["messages"]:
+        content = message["content"]
+        if message["role"] == "user" and any(b.get("type") == "tool_result" for b in content):
+            content = [{k: v for k, v in b.items() if k != "cache_control"} for b in content]
+        messages.append({**message, "content": content})
+    results = [*results[:-1], {**results[-1], "cache_control": CACHE}]
+    messages += [{"role": "assistant", "content": response.get("content") or []},
+                 {"role": "user", "content": results}]
+    choice = {"type": "tool", "name": force} if force else request["tool_choice"]
+    return {**request, "tool_choice": choice, "messages": messages}
 
 
 def tool_spec(name: str, cls: type[BaseModel]) -> dict[str, Any]:
@@ -244,7 +320,7 @@ class _Invalid(Exception):
 
 
 def _parse(output: type[T], tool: str, response: dict[str, Any]) -> T:
-    uses = [b for b in response.get("content") or [] if b.get("type") == "tool_use"]
+    uses = _tool_uses(response)
     if not uses:
         return_text = " ".join(b.get("text", "") for b in response.get("content") or [])[:200]
         raise _Invalid(f"no call of the tool {tool} in the answer (it said: {return_text!r})")
@@ -264,7 +340,7 @@ def _parse(output: type[T], tool: str, response: dict[str, Any]) -> T:
 def _repair_request(request: dict[str, Any], response: dict[str, Any], tool: str,
                     problem: str) -> dict[str, Any]:
     content = response.get("content") or []
-    uses = [b for b in content if b.get("type") == "tool_use"]
+    uses = _tool_uses(response)
     messages = list(request["messages"])
     messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
     fix = f"{problem}\nCall the tool {tool} again with corrected input."

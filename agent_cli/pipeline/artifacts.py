@@ -72,9 +72,24 @@ class RankedPath(Strict):
 class ContextFile(Strict):
     path: str
     why: str = Field(description="Why this file is shown (rank, reasons, neighbour of ...).")
-    content: str = Field(description="The whole file, or the relevant symbols with line numbers.")
+    content: str = Field(description="The whole file, or its outline and windows, numbered.")
     whole: bool = Field(description="True when content is the whole file.")
     tokens: int
+    lines: int | None = Field(default=None, description="The file's line count.")
+    ranges: list[tuple[int, int]] = Field(
+        default=[], description="The line ranges shown (inclusive).")
+
+
+class FileView(Strict):
+    """What the model was shown of one file in one call of a stage: `inspect` answers
+    "did the model see line 1,840 of latex.py?" from these."""
+
+    path: str
+    call_for: str = Field(description="The file the call was writing ('' for a fix).")
+    via: Literal["prompt", "read_file", "find"]
+    lines: int = Field(description="The file's line count when it was shown.")
+    ranges: list[tuple[int, int]] = Field(description="Line ranges shown (inclusive).")
+    whole: bool = False
 
 
 class ExplorationResult(Strict):
@@ -136,6 +151,26 @@ class FileEdits(Strict):
     note: str = Field(default="", description="Anything the reviewer should know.")
 
 
+class ReadFile(Strict):
+    """Read lines of a file as it is now (the base commit plus the edits made so far in
+    this run), numbered. At most 200 lines a call, and a few calls before you submit:
+    ask for the range you need. Call this only when the text you must replace is not
+    shown above."""
+
+    path: str = Field(description="File path relative to the repository root.")
+    start_line: int = Field(description="First line to read (1-based).")
+    end_line: int = Field(description="Last line to read (inclusive).")
+
+
+class Find(Strict):
+    """The lines that contain `text` (exact, case-sensitive), with their numbers, in one
+    file or in every file under a directory (`.` for the whole repository). At most 40
+    matches are listed."""
+
+    path: str = Field(description="A file or directory relative to the repository root.")
+    text: str = Field(description="The text to look for, e.g. a function name.")
+
+
 class FixEdits(Strict):
     """Edits that make the failing tests pass."""
 
@@ -162,6 +197,9 @@ class CodeChanges(Strict):
     targets: list[str] | None = Field(
         default=None, description="Target tests as the fix stage corrected them, when the "
         "plan's could not be found; None: the plan's.")
+    shown: list[FileView] = Field(
+        default=[], description="What the model was shown of each file it wrote (this "
+        "step's calls only): windows in the prompt, and what it read.")
 
 
 # -- 6. tests ----------------------------------------------------------------

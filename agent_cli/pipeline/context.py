@@ -9,31 +9,39 @@ which may hold uncommitted work that is not part of the run.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 import subprocess
 import time
 from pathlib import Path
 
+from agent_cli.pipeline import windows
 from agent_cli.pipeline.artifacts import (
     AnalysisPlan,
     ContextFile,
     ExplorationResult,
+    FileView,
     ImplementationPlan,
     Issue,
+    PlannedChange,
     RankedPath,
     RepoRef,
     SymbolRef,
     TestResult,
 )
+from agent_cli.pipeline.windows import Focus, tokens
 from agent_cli.workspace.edits import EditOutcome, confine
 from agent_cli.workspace.errors import EditRejected
 
-WHOLE_FILE_SHARE = 0.35  # a file bigger than this share of the budget is shown by symbols
-MAX_PROMPT_FILE_CHARS = 60_000
-
-
-def tokens(text: str) -> int:
-    return (len(text) + 3) // 4
+WHOLE_FILE_SHARE = 0.35  # a file bigger than this share of the budget is shown in windows
+# A write_code or fix_code prompt, before any read, stays within PROMPT_TOKENS (the
+# rest of llm.service.MAX_PROMPT_TOKENS is for what the model reads). The files being
+# written claim it first; the exploration context gets what is left.
+PROMPT_TOKENS = 52_000
+FILE_TOKENS = 28_000  # the file a write_code call writes: whole up to this, else windows
+FIX_FILES_TOKENS = 24_000  # the changed files in a fix prompt, shared among them
+MIN_FIX_FILE_TOKENS = 4_000
+MIN_EXPLORATION_TOKENS = 6_000
 
 
 def issue_block(issue: Issue) -> str:
@@ -49,13 +57,31 @@ def analysis_text(a: AnalysisPlan) -> str:
             f"Acceptance criteria:\n{bullets(a.acceptance_criteria)}")
 
 
-def exploration_block(e: ExplorationResult) -> str:
+def exploration_block(e: ExplorationResult, max_tokens: int | None = None) -> str:
+    """The exploration's files in rank order; with `max_tokens`, those that fit (the
+    rest are named, so the model can read them)."""
     parts = ["# Relevant code, ranked by a search of the repository\n"]
+    used, left_out = 0, []
     for f in e.files:
-        parts.append(f"## {f.path} ({f.why})\n```\n{f.content.rstrip()}\n```\n")
+        block = f"## {f.path} ({f.why})\n```\n{f.content.rstrip()}\n```\n"
+        if max_tokens is not None and used + tokens(block) > max_tokens:
+            left_out.append(f.path)
+            continue
+        parts.append(block)
+        used += tokens(block)
+    if left_out:
+        parts.append("Also relevant, not shown here for room (use read_file): "
+                     + ", ".join(left_out) + "\n")
     if e.neighbours:
         parts.append("Import neighbours of the top files: " + ", ".join(e.neighbours) + "\n")
     return "\n".join(parts)
+
+
+def exploration_room(*claimed: str | int) -> int:
+    """Tokens the exploration block may take in a prompt whose other parts are
+    `claimed` (texts, or token counts), within PROMPT_TOKENS."""
+    used = sum(c if isinstance(c, int) else tokens(c) for c in claimed)
+    return max(MIN_EXPLORATION_TOKENS, PROMPT_TOKENS - used)
 
 
 def plan_block(plan: ImplementationPlan) -> str:
@@ -92,7 +118,7 @@ def explore(issue: Issue, analysis: AnalysisPlan, repo: RepoRef, *, top: int,
     files: list[ContextFile] = []
     used = 0
     for f in ranked:
-        shown = _context_file(repo, f, budget)
+        shown = _context_file(repo, f, budget, issue)
         if shown is not None and used + shown.tokens <= budget:
             files.append(shown)
             used += shown.tokens
@@ -103,26 +129,36 @@ def explore(issue: Issue, analysis: AnalysisPlan, repo: RepoRef, *, top: int,
                              seconds=round(time.monotonic() - t0, 3))
 
 
-def _context_file(repo: RepoRef, f: RankedPath, budget: int) -> ContextFile | None:
+def _context_file(repo: RepoRef, f: RankedPath, budget: int, issue: Issue) -> ContextFile | None:
     text = show(repo, f.path)
     why = f"score {f.score:g}: " + "; ".join(f.reasons[:3])
-    if tokens(text) <= budget * WHOLE_FILE_SHARE:
-        return ContextFile(path=f.path, why=why, content=numbered(text), whole=True,
-                           tokens=tokens(text))
-    if not f.symbols:
-        return None
-    lines = text.splitlines()
-    pieces = []
-    for s in f.symbols[:6]:
-        body = lines[s.line - 1:s.end_line][:150]
-        pieces.append(numbered("\n".join(body), start=s.line))
-    content = "\n...\n".join(pieces)
-    return ContextFile(path=f.path, why=why + " (relevant symbols only)", content=content,
-                       whole=False, tokens=tokens(content))
+    if not f.symbols and tokens(text) > budget * WHOLE_FILE_SHARE:
+        return None  # too big, and the search found nothing in it to show
+    focus = Focus(names=[s.name for s in f.symbols[:6]],
+                  lines=windows.pointed_lines(issue.text, f.path))
+    shown = windows.view(f.path, text, budget=int(budget * WHOLE_FILE_SHARE), focus=focus)
+    return ContextFile(path=f.path, why=why if shown.whole else why + " (outline and windows)",
+                       content=shown.text, whole=shown.whole, tokens=shown.tokens,
+                       lines=shown.lines, ranges=shown.ranges)
 
 
 def numbered(text: str, start: int = 1) -> str:
-    return "\n".join(f"{n:5d}| {line}" for n, line in enumerate(text.splitlines(), start))
+    return windows.numbered(text.splitlines(), start)
+
+
+def write_focus(change: PlannedChange, plan: ImplementationPlan, issue: Issue,
+                exploration: ExplorationResult) -> Focus:
+    """What matters in the file a write_code call writes, most telling first: the
+    change's own words, the plan's test ids in it, the symbols the search located in
+    it, the lines a traceback points at, then the plan's summary and the issue."""
+    own = windows.focus_from_text(change.description)
+    tests = [t.id.split("::")[-1] for t in plan.tests if same_path(t.id.split("::")[0], change.path)]
+    located = [s.name for r in exploration.ranked if same_path(r.path, change.path)
+               for s in r.symbols]
+    rest = windows.focus_from_text(f"{plan.summary}\n{issue.text}")
+    return Focus(names=[*own.names, *tests, *located, *rest.names],
+                 lines=windows.pointed_lines(issue.text, change.path),
+                 words=[*own.words, *rest.words])
 
 
 def git_text(repo: RepoRef, *args: str) -> str:
@@ -137,23 +173,54 @@ def show(repo: RepoRef, path: str) -> str:
 # -- files, failures and edits in prompts -----------------------------------------
 
 
-def file_for_prompt(root: Path, path: str) -> str:
-    """The text of a file of the worktree for the model; `path` comes from the model
-    (a plan, a diff a test run shaped), so it is confined before anything is read."""
+def file_for_prompt(root: Path, path: str, *, budget: int, focus: Focus, call_for: str,
+                    shown: list[FileView]) -> str:
+    """A file of the worktree for the model: whole and numbered, or its outline and
+    windows around `focus` (see `windows`); what was shown is appended to `shown`.
+    `path` comes from the model (a plan, a diff a test run shaped), so it is confined
+    before anything is read."""
     try:
         target = confine(root, path)
     except EditRejected as exc:
         return f"(not shown: {exc.message})"
     if not target.is_file():
         return "(the file does not exist yet)"
-    text = target.read_text(encoding="utf-8", errors="replace")
-    if len(text) > MAX_PROMPT_FILE_CHARS:
-        text = text[:MAX_PROMPT_FILE_CHARS] + "\n... (truncated)"
-    return f"```\n{text}\n```"
+    data = target.read_bytes()
+    if b"\0" in data[:8192]:
+        return "(a binary file; not shown)"
+    view = windows.view(path, data.decode("utf-8", "replace"), budget=budget, focus=focus)
+    shown.append(FileView(path=path, call_for=call_for, via="prompt", lines=view.lines,
+                          ranges=view.ranges, whole=view.whole))
+    return f"```\n{view.text}\n```"
 
 
-def files_for_prompt(root: Path, paths: list[str]) -> str:
-    return "\n".join(f"`{p}`:\n{file_for_prompt(root, p)}" for p in paths) or "(no files changed)"
+def files_for_prompt(root: Path, paths: list[str], focus: dict[str, Focus],
+                     shown: list[FileView]) -> str:
+    """The changed files for a fix prompt, sharing FIX_FILES_TOKENS among them."""
+    budget = max(MIN_FIX_FILE_TOKENS, FIX_FILES_TOKENS // max(len(paths), 1))
+    return "\n".join(
+        f"`{p}`:\n" + file_for_prompt(root, p, budget=budget, focus=focus.get(p, Focus()),
+                                     call_for="", shown=shown)
+        for p in paths) or "(no files changed)"
+
+
+def fix_focus(diff: str, result: TestResult, plan: ImplementationPlan) -> dict[str, Focus]:
+    """Per changed file: the lines the change wrote (new side of each hunk) and the
+    lines the failures' tracebacks point at, then the plan's names."""
+    lines: dict[str, list[int]] = {}
+    path = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            path = line[6:] if line.startswith("+++ b/") else None
+        elif line.startswith("@@") and path:
+            m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", line)
+            if m:
+                start, count = int(m.group(1)), int(m.group(2) or 1)
+                lines.setdefault(path, []).extend(range(start, start + max(count, 1), 6))
+    failures = "\n".join(f.message for f in result.failures[:10]) + result.output_tail
+    names = windows.focus_from_text(plan.summary)
+    return {p: Focus(names=names.names, words=names.words,
+                     lines=[*windows.pointed_lines(failures, p), *ls]) for p, ls in lines.items()}
 
 
 def path_errors(refused: dict[str, str]) -> str:

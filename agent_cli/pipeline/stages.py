@@ -7,6 +7,7 @@ with its model calls served from the journal, ends in the same place.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -23,6 +24,8 @@ from agent_cli.pipeline.artifacts import (
     Estimate,
     ExplorationResult,
     FileEdits,
+    FileView,
+    Find,
     FixEdits,
     ImplementationPlan,
     Issue,
@@ -30,10 +33,12 @@ from agent_cli.pipeline.artifacts import (
     PlannedChange,
     PullRequest,
     PullRequestDraft,
+    ReadFile,
     RepoRef,
     TestResult,
 )
 from agent_cli.pipeline.prompts import fingerprint_text, render, template
+from agent_cli.pipeline.reader import Reader
 from agent_cli.pipeline.runtime import number_setting, rt, run_id, setting, worktree
 from agent_cli.workspace.branch import commit_branch, push_and_open_pr
 from agent_cli.workspace.edits import Edit, EditOutcome, apply_edits, confine_in_commit
@@ -46,13 +51,24 @@ TOOLS: dict[str, type[BaseModel]] = {
     "submit_edits": FileEdits,
     "submit_fix": FixEdits,
     "submit_pr": PullRequestDraft,
+    "read_file": ReadFile,  # helpers of write_code and fix_code (pipeline/reader.py)
+    "find": Find,
 }
 EDIT_ROUNDS = 3  # model calls per file (or per fix) when edits do not apply
 
 
-def _ask(output: type, tool: str, context: list[str], instruction: str):  # type: ignore[no-untyped-def]
+def _ask(output: type, tool: str, context: list[str], instruction: str,  # type: ignore[no-untyped-def]
+         reader: Reader | None = None):
     return rt().models.ask(output, tool=tool, tools=TOOLS, system=template("system"),
-                           context=context, instruction=instruction)
+                           context=context, instruction=instruction, helpers=reader)
+
+
+def _fixed_tokens() -> int:
+    """The system prompt and the tools' schemas: in every request."""
+    from agent_cli.llm.service import tool_spec
+
+    specs = json.dumps([tool_spec(name, cls) for name, cls in sorted(TOOLS.items())])
+    return ctx.tokens(template("system")) + ctx.tokens(specs)
 
 
 def _feedback() -> str:
@@ -125,31 +141,45 @@ def write_code(issue: Issue, exploration: ExplorationResult, plan: Implementatio
                repo: RepoRef) -> CodeChanges:
     wt = worktree(repo)
     wt.materialize("")
-    shared = [ctx.issue_block(issue), ctx.exploration_block(exploration), ctx.plan_block(plan)]
+    focus = {c.path: ctx.write_focus(c, plan, issue, exploration) for c in plan.changes}
+
+    def instruction(change: PlannedChange, errors: str, shown: list[FileView]) -> str:
+        content = ctx.file_for_prompt(wt.path, change.path, budget=ctx.FILE_TOKENS,
+                                      focus=focus[change.path], call_for=change.path, shown=shown)
+        return render("write", path=change.path, action=change.action,
+                      change=change.description, content=content, edit_errors=errors,
+                      feedback=_feedback())
+
+    # The files claim the prompt first (each call writes one, from its base state: a
+    # call may not edit another's file), the exploration context gets what is left.
+    largest = max((ctx.tokens(instruction(c, "", [])) for c in plan.changes), default=0)
+    head = [ctx.issue_block(issue), ctx.plan_block(plan)]
+    shared = [head[0], ctx.exploration_block(
+        exploration, ctx.exploration_room(_fixed_tokens(), *head, largest)), head[1]]
     applied: list[AppliedEdit] = []
     notes: list[str] = []
+    shown: list[FileView] = []
     for change in plan.changes:
-        def instruction(errors: str, change: PlannedChange = change) -> str:
-            path = change.path
-            return render("write", path=path, action=change.action, change=change.description,
-                          content=ctx.file_for_prompt(wt.path, path), edit_errors=errors,
-                          feedback=_feedback())
+        def ask_for(errors: str, change: PlannedChange = change) -> str:
+            return instruction(change, errors, shown)
 
-        outcomes, note, _ = _edit_rounds(wt, FileEdits, "submit_edits", shared, instruction,
-                                      only=change.path)
+        outcomes, note, _ = _edit_rounds(wt, FileEdits, "submit_edits", shared, ask_for,
+                                      Reader(wt.path, change.path, shown), only=change.path)
         applied += outcomes
         notes += [note] if note else []
-    return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied, notes=notes)
+    return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied, notes=notes,
+                       shown=shown)
 
 
 def _edit_rounds(wt: Worktree, output: type, tool: str, shared: list[str], instruction,  # type: ignore[no-untyped-def]
-                 only: str | None = None) -> tuple[list[AppliedEdit], str, BaseModel]:
+                 reader: Reader, only: str | None = None) -> tuple[list[AppliedEdit], str, BaseModel]:
     """Ask for edits and apply them; an edit that does not apply goes back to the
-    model with the error and the nearest matching text, up to EDIT_ROUNDS calls.
-    Returns what was applied, the model's note, and its last answer."""
+    model with the error and the nearest matching text, up to EDIT_ROUNDS answers
+    (each may follow a few reads). Returns what was applied, the model's note, and
+    its last answer."""
     errors, done = "", []
     for _ in range(EDIT_ROUNDS):
-        answer = _ask(output, tool, shared, instruction(errors))
+        answer = _ask(output, tool, shared, instruction(errors), reader)
         outcomes = [_refuse_other(e, only) or apply_edits(wt.path, [e])[0] for e in answer.edits]
         done += [AppliedEdit(path=o.path, action=o.action, applied=o.applied, how=o.how,
                              error=o.error) for o in outcomes]
@@ -173,19 +203,24 @@ def fix_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationP
              changes: CodeChanges, result: TestResult, attempt: int, repo: RepoRef) -> CodeChanges:
     wt = worktree(repo)
     wt.materialize(changes.diff)
-    shared = [ctx.issue_block(issue), ctx.exploration_block(exploration), ctx.plan_block(plan)]
+    shown: list[FileView] = []
 
-    def instruction(errors: str) -> str:
+    def instruction(errors: str, record: list[FileView] = shown) -> str:
+        files = ctx.files_for_prompt(wt.path, wt.changed_files() or changes.files,
+                                     ctx.fix_focus(wt.diff(), result, plan), record)
         return render("fix", attempt=attempt, command=result.command,
                       failures=ctx.failures_text(result), diff=changes.diff or "(no change yet)",
-                      files=ctx.files_for_prompt(wt.path, wt.changed_files() or changes.files),
-                      edit_errors=errors, feedback=_feedback())
+                      files=files, edit_errors=errors, feedback=_feedback())
 
-    applied, note, answer = _edit_rounds(wt, FixEdits, "submit_fix", shared, instruction)
+    head = [ctx.issue_block(issue), ctx.plan_block(plan)]
+    room = ctx.exploration_room(_fixed_tokens(), *head, instruction("", []))
+    shared = [head[0], ctx.exploration_block(exploration, room), head[1]]
+    applied, note, answer = _edit_rounds(wt, FixEdits, "submit_fix", shared, instruction,
+                                         Reader(wt.path, "", shown))
     corrected = getattr(answer, "targets", None) if result.missing_targets else None
     return CodeChanges(diff=wt.diff(), files=wt.changed_files(), edits=applied,
                        notes=[*changes.notes, note] if note else changes.notes,
-                       targets=corrected or changes.targets)
+                       targets=corrected or changes.targets, shown=shown)
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("pr"), uses_model=True)

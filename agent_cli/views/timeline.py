@@ -83,6 +83,8 @@ def render_step(record: dict[str, Any]) -> None:
         for e in output.get("edits", []):
             if not e["applied"]:
                 out.print(f"[red]✗ {escape(e['path'])}: {escape(str(e.get('error')))}[/]")
+        for line in shown_lines(output.get("shown") or []):
+            out.print(escape(line))
     elif name == "create_plan":
         out.print(_plan(output))
     elif name == "run_tests":
@@ -94,6 +96,40 @@ def render_step(record: dict[str, Any]) -> None:
                         title=f"{output['branch']} @ {output['commit'][:12]}"))
     else:
         out.print(Syntax(json.dumps(output, indent=2), "json", background_color="default"))
+
+
+def shown_lines(views: list[dict[str, Any]]) -> list[str]:
+    """What the model saw of each file, merged over the step's calls: `path: lines
+    1-40, 1831-1870 of 3,012 (windows; read 1840-1900)`."""
+    by_path: dict[str, dict[str, Any]] = {}
+    for v in views:
+        entry = by_path.setdefault(v["path"], {"lines": v["lines"], "whole": False,
+                                               "prompt": set(), "read": set(), "find": set()})
+        entry["whole"] |= bool(v.get("whole"))
+        entry["lines"] = max(entry["lines"], v["lines"])
+        kind = "prompt" if v["via"] == "prompt" else "read" if v["via"] == "read_file" else "find"
+        entry[kind].update((a, b) for a, b in v["ranges"])
+    lines = ["shown to the model:"] if by_path else []
+    for path, e in by_path.items():
+        parts = ["whole"] if e["whole"] else []
+        if e["prompt"] and not e["whole"]:
+            parts.append(_ranges(e["prompt"]) + " (windows)")
+        if e["read"]:
+            parts.append("read " + _ranges(e["read"]))
+        if e["find"]:
+            parts.append("found at " + _ranges(e["find"]))
+        lines.append(f"  {path} ({e['lines']:,} lines): " + "; ".join(parts))
+    return lines
+
+
+def _ranges(ranges: set[tuple[int, int]]) -> str:
+    merged: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in merged)
 
 
 def _plan(plan: dict[str, Any]) -> Panel:
