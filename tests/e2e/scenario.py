@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,22 @@ def record(repo: Path, run_id: str, key: str) -> dict:
     """A step's record by key."""
     path = next((repo / ".agent" / "runs" / run_id / "steps").glob(f"[0-9]*-{key}.json"))
     return json.loads(path.read_text())
+
+
+def solve_killed_at(repo: Path, env: dict[str, str], server: FakeAnthropic, calls: int,
+                    tool: str) -> str:
+    """`agent solve --auto-approve`, SIGKILLed once `calls` requests for `tool` have
+    arrived (the last one still in flight when the server holds it); the run's id."""
+    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo),
+                             "--auto-approve"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server.wait_for_requests(calls, timeout=90, tool=tool)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    return only_run(repo)
 
 
 def write_call_for(path: str):  # type: ignore[no-untyped-def]

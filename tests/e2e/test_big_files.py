@@ -5,9 +5,6 @@ request on resume."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,11 +18,10 @@ from tests.e2e.scenario import (
     agent,
     edits,
     git,
-    issue,
     make_repo,
-    only_run,
     record,
     run_json,
+    solve_killed_at,
     write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, FakeRequest, delay, tool_reply
@@ -91,16 +87,7 @@ def test_the_model_reads_a_window_it_was_not_shown_and_a_kill_costs_one_request(
                  reply=tool_reply(edits(CATALOG, OLD, NEW)))
     server.route(tool="submit_pr", reply=tool_reply(PR))
 
-    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo),
-                             "--auto-approve"], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        server.wait_for_requests(3, timeout=90, tool="submit_edits")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-    run_id = only_run(repo)
+    run_id = solve_killed_at(repo, env, server, 3, "submit_edits")
 
     # What the model was shown first: the outline names the function, its body is not there.
     asked = [r for r in server.requests if r.tool == "submit_edits" and writes(CATALOG)(r)]

@@ -28,6 +28,7 @@ from tests.e2e.scenario import (
     record,
     run_json,
     script_happy,
+    solve_killed_at,
     write_call_for,
 )
 from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply
@@ -164,16 +165,7 @@ def test_sigkill_during_write_code_resume_pays_one_more_call(
     server.route(tool="submit_edits", when=write_call_for(THREE[2]), reply=tool_reply(third))
     server.route(tool="submit_pr", reply=tool_reply(PR))
 
-    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo),
-                             "--auto-approve"], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        server.wait_for_requests(3, timeout=60, tool="submit_edits")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-    run_id = only_run(repo)
+    run_id = solve_killed_at(repo, env, server, 3, "submit_edits")
     assert run_json(repo, run_id)["status"] == "running"  # what the killed process left
     assert server.count(tool="submit_edits") == 3
 
