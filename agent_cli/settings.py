@@ -66,7 +66,7 @@ class Settings(BaseModel):
         default="related", description="related: the test files related to the change; full: "
         "those, then the whole suite when they pass.")
     related_budget: float = Field(
-        default=30, gt=0, description="Seconds of base-commit test time for inferred test "
+        default=15, gt=0, description="Seconds of base-commit test time for inferred test "
         "files (by name, imports, history); the changed and target ones always run.")
     test_output_cap: int = Field(default=200_000, gt=0, description="Bytes of test output kept.")
     api_key: SecretStr | None = Field(default=None, description="Anthropic API key.")

@@ -134,7 +134,7 @@ def _context_file(repo: RepoRef, f: RankedPath, budget: int, issue: Issue) -> Co
     why = f"score {f.score:g}: " + "; ".join(f.reasons[:3])
     if not f.symbols and tokens(text) > budget * WHOLE_FILE_SHARE:
         return None  # too big, and the search found nothing in it to show
-    focus = Focus(names=[s.name for s in f.symbols[:6]],
+    focus = Focus(names=[s.name for s in f.symbols[:6]],  # as located, and as traced
                   lines=windows.pointed_lines(issue.text, f.path))
     shown = windows.view(f.path, text, budget=int(budget * WHOLE_FILE_SHARE), focus=focus)
     return ContextFile(path=f.path, why=why if shown.whole else why + " (outline and windows)",

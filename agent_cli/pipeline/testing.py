@@ -59,7 +59,7 @@ def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
     inferred = [f.path for f in selection.files if not f.certain]
     runs = [_baseline(repo, command, certain, timeout, box)] if certain or not files else []
     if inferred:  # within the budget: what the base commit does not finish is left out
-        budget = min(timeout, seconds_setting("related_budget", 30))
+        budget = min(timeout, seconds_setting("related_budget", 15))
         runs.append(_baseline(repo, command, inferred, budget, box))
         selection = _leave_out(selection, runs[-1].unfinished, budget)
     if files and all(_collected_nothing(r) for r in runs):
