@@ -63,8 +63,6 @@ from the combined output, so it must not be redirected away by the command. For
 `npm test` running node --test, the flags travel in NODE_OPTIONS (`instrument`'s env):
 prepend any NODE_OPTIONS the sandbox already passes.
 
-`TestCase` is imported lazily from `agent_cli.workspace.testrun`, so that module may
-import this one at its top.
 """
 
 from __future__ import annotations
@@ -85,10 +83,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from agent_cli.workspace.testrun import TestCase
+from agent_cli.workspace.results import TestCase
 
 Command = list[str] | str
 
@@ -1463,7 +1460,6 @@ def _worst(prior: str | None, outcome: str) -> str:
 
 def _cases(items: list[tuple[str, str, str | None]]) -> list[TestCase]:
     """TestCases, one per id (the worst outcome wins, as in testrun), in order."""
-    from agent_cli.workspace.testrun import TestCase
 
     by_id: dict[str, TestCase] = {}
     for test_id, outcome, message in items:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agent_cli.cache import open_cache
 from agent_cli.workspace._git import clean_env
 from agent_cli.workspace.errors import TestCommandNotFound, WorkspaceError
+from agent_cli.workspace.results import TestCase
 from agent_cli.workspace.runners import runner_for
 from agent_cli.workspace.sandbox import Confinement, Process, Sandbox
 from agent_cli.workspace.worktree import Worktree, files_at, repo_root, resolve_commit
@@ -61,21 +62,6 @@ _PYTEST_NOT_RUN = {
     4: "command line usage error",
     5: "no tests were collected",
 }
-
-
-class TestCase(BaseModel):
-    """One test's result, from JUnit XML."""
-
-    __test__: ClassVar[bool] = False
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    id: str
-    """pytest node id, e.g. `tests/test_x.py::TestClass::test_name[param]`; a file path
-    for an error while collecting that file."""
-    outcome: Literal["passed", "failed", "error", "skipped"]
-    """`error` is a failure outside the test body: fixture setup/teardown or collection."""
-    message: str | None = None
-    """Failure or skip message with the traceback (capped), for failed/error/skipped."""
 
 
 class TestRun(BaseModel):
