@@ -3,13 +3,19 @@
 Runs the whole pipeline, `python -m agent_cli solve ISSUE.md --auto-approve` (a real
 subprocess, no --test-cmd: the detected test command runs), on SWE-bench instances,
 with a loopback "oracle" model (tests/fakes/anthropic_server.py's FakeAnthropic,
-routed by forced tool name) that answers with the reference solution:
+routed by forced tool name, or when the model may choose by the tool its prompt names
+last) that answers with the reference solution:
 
 - submit_analysis: an analysis made from the issue and the names in the patch's hunks;
 - submit_plan: every file the patch and the test patch touch (modify, create or
   delete, as the diff says), and the FAIL_TO_PASS tests as node ids (kind "new");
 - submit_edits: for the file the request names, the edit that turns the base file
-  into base + patch + test_patch (one whole-file `replace`, or `create` / `delete`);
+  into base + patch + test_patch (one whole-file `replace`, or `create` / `delete`).
+  Before that, if the request offers `read_file` (and does not force submit_edits)
+  and some reference edit of the file is not visible in it (see below), the oracle
+  reads the lines it misses first: `read_file(path, start_line, end_line)` over the
+  first invisible hunk's base range with 5 lines of margin (and the next invisible
+  hunks starting within 150 lines, up to 190 lines in all), at most 2 reads per file;
 - submit_fix: no edit (the oracle has nothing better): each call is a pipeline failure;
 - submit_pr: a title, a commit message and a body.
 
@@ -25,6 +31,24 @@ submit_fix calls, whether branch agent/<run> holds exactly base + patch + test_p
 and whether the FAIL_TO_PASS and PASS_TO_PASS tests pass on that branch (pytest run
 here, in a checkout of the branch, with the project's venv; on the reference tree
 instead when the run made no branch, marked "oracle").
+
+What the model is shown (issue 19). Every hunk of the patch and the test patch in a
+modified file is an edit; its old text is its context and removed lines. It is
+*visible* in a request when each non-blank line of its old text is a line of the
+request's text: the system prompt and the text blocks and tool_result contents of
+the user messages, each line without a `  123| ` number prefix, right-stripped (the
+JSON also says whether the lines stand as one block of consecutive non-blank lines).
+Per file it records visibility in the first request for the file (before any read)
+and in the request the oracle submits on (after its reads); created and deleted
+files are not counted. For every model call, input tokens = uncached + read from the
+cache + written to it (the fake's usage); the report gives the biggest call (and its
+step, from the run's call journal), write_code's input per written file (the calls
+the submit_edits route answered for it: first request, read follow-ups, repair
+turns), and the share of input read from the cache, for write_code and for all calls.
+--until STEP stops the agent once that step has ended and skips the tests: the
+figures above in a third of the time; what write_code wrote is still checked (its
+diff applied to the base tree must give the reference tree: "w:ok" in the branch
+column).
 
 Inputs (see bench/benchpaths.py): the data set (--data, $AGENT_BENCH_DATA, default
 ../shared/bench/swebench_dev.jsonl), mirrors fetched into <mirrors>/<owner>+<name>/repo
@@ -48,6 +72,7 @@ SIGTERM (the agent stops its tests and records the run as interrupted), then SIG
     python bench/solve_oracle.py --repo sympy --limit 3 --timeout 600
     python bench/solve_oracle.py --instances sympy__sympy-11618 --keep --json /tmp/r.json
     python bench/solve_oracle.py --repo sympy --limit 3 --agent-rev HEAD   # committed code only
+    python bench/solve_oracle.py --repo sympy --until write_code --json /tmp/shown.json
     python bench/solve_oracle.py --report /tmp/r.json                     # the report again
 """
 
@@ -67,6 +92,7 @@ import sys
 import time
 import traceback
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,6 +111,7 @@ from tests.fakes.anthropic_server import (
     FakeRequest,
     ToolReply,
     approx_tokens,
+    tool_reply,
 )
 
 # --------------------------------------------------------------------------- environments
@@ -271,6 +298,101 @@ def diff_files(patch: str) -> list[FileChange]:
     return out
 
 
+@dataclass
+class Hunk:
+    """One hunk of a file's diff: its old range (base numbering, from the @@ header)
+    and its old text (context and removed lines, in base order)."""
+
+    path: str
+    old_start: int
+    old_len: int
+    old_lines: list[str]
+
+    @property
+    def old_end(self) -> int:
+        return self.old_start + max(self.old_len, 1) - 1
+
+    @property
+    def needed(self) -> list[str]:
+        """The lines a model must have seen to copy this hunk's `old` text."""
+        return [ln.rstrip() for ln in self.old_lines if ln.strip()]
+
+
+HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+
+
+def file_hunks(change: FileChange) -> list[Hunk]:
+    hunks: list[Hunk] = []
+    current: Hunk | None = None
+    for line in change.hunk_text.rstrip("\n").split("\n"):
+        header = HUNK_HEADER.match(line)
+        if header:
+            current = Hunk(change.path, int(header.group(1)),
+                           1 if header.group(2) is None else int(header.group(2)), [])
+            hunks.append(current)
+        elif current is None or line.startswith(("+", "\\")):
+            continue
+        elif line.startswith((" ", "-")):
+            current.old_lines.append(line[1:])
+        elif line == "":  # a context line whose blank was trimmed
+            current.old_lines.append("")
+    return hunks
+
+
+NUMBERED = re.compile(r"^\s*\d+\| ?")
+
+
+def shown_lines(body: dict[str, Any]) -> list[str]:
+    """What the model is shown as lines: the system text and every text block and
+    tool_result content of the user messages, each line without a `   12| ` number
+    prefix, right-stripped; lines of only whitespace left out."""
+    texts: list[str] = []
+
+    def add(content: Any) -> None:
+        if isinstance(content, str):
+            texts.append(content)
+            return
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                texts.append(str(block.get("text", "")))
+            elif block.get("type") == "tool_result":
+                add(block.get("content"))
+
+    add(body.get("system"))
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            add(message.get("content"))
+    out: list[str] = []
+    for text in texts:
+        for line in text.split("\n"):
+            line = NUMBERED.sub("", line, count=1).rstrip()
+            if line.strip():
+                out.append(line)
+    return out
+
+
+@dataclass
+class Shown:
+    """A request's shown lines, as a set (is each line there?) and as one string (is
+    the hunk there as one block of consecutive non-blank lines?)."""
+
+    lines: set[str]
+    joined: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Shown:
+        lines = shown_lines(body)
+        return cls(set(lines), "\n" + "\n".join(lines) + "\n")
+
+    def sees(self, hunk: Hunk) -> bool:
+        return all(ln in self.lines for ln in hunk.needed)
+
+    def sees_block(self, hunk: Hunk) -> bool:
+        return not hunk.needed or ("\n" + "\n".join(hunk.needed) + "\n") in self.joined
+
+
 def hunk_names(patch: str) -> list[str]:
     """Function and class names from the hunk headers and changed def/class lines."""
     names: list[str] = []
@@ -326,8 +448,17 @@ class Oracle:
     f2p_ids: dict[str, list[str]]
     p2p_ids: dict[str, list[str]]
     calls: dict[str, int] = field(default_factory=dict)
-    edit_calls: dict[str, int] = field(default_factory=dict)
+    edit_calls: dict[str, int] = field(default_factory=dict)  # submissions per file
     unknown_edit_paths: list[str] = field(default_factory=list)
+    # What each written file's requests showed (see `edits`), and which server request
+    # wrote which file.
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_file: dict[int, str] = field(default_factory=dict)
+
+    MAX_READS = 2  # per file
+    READ_MARGIN = 5  # lines around a hunk
+    READ_JOIN = 150  # invisible hunks closer than this are read together,
+    READ_SPAN = 190  # as long as the read stays under the agent's cap (200 lines)
 
     @classmethod
     def build(cls, row: dict[str, Any], scratch: Path, mirror: Path) -> Oracle:
@@ -399,15 +530,49 @@ class Oracle:
         return ToolReply(None, {"summary": f"Reference fix for {self.row['instance_id']}.",
                                 "changes": changes, "tests": tests})
 
+    def hunks(self, path: str) -> list[Hunk]:
+        """The hunks of the patch and the test patch for `path` (a modified file)."""
+        return [h for patch in (self.row["patch"], self.row["test_patch"])
+                for c in diff_files(patch) if c.path == path and c.action == "modify"
+                for h in file_hunks(c)]
+
     def edits(self, request: FakeRequest) -> ToolReply:
         self._count("submit_edits")
-        match = re.search(r"one file: `([^`]+)`", request.last_user_text)
-        path = match.group(1) if match else ""
-        self.edit_calls[path] = self.edit_calls.get(path, 0) + 1
+        path = written_path(request.body)
+        self.request_file[request.index] = path
         change = next((c for c in self.changes if c.path == path), None)
         if change is None:
+            self.edit_calls[path] = self.edit_calls.get(path, 0) + 1
             self.unknown_edit_paths.append(path)
-            return ToolReply(None, {"edits": [], "note": f"oracle: no reference change to {path}"})
+            return self._submit(request, {"edits": [], "note":
+                                          f"oracle: no reference change to {path}"})
+        seen = self.seen.get(path)
+        if seen is None:  # the first request for this file, before any read
+            seen = self.seen[path] = {"action": change.action, "requests": [],
+                                      "hunks": [], "reads": [], "read_offered": False}
+        seen["requests"].append(request.index)
+        submitted = self.edit_calls.get(path, 0) > 0
+        if change.action == "modify" and not submitted:
+            hunks = self.hunks(path)
+            shown = Shown.of(dict(request.body))
+            visible = [shown.sees(h) for h in hunks]
+            block = [shown.sees_block(h) for h in hunks]
+            if not seen["hunks"]:
+                seen["hunks"] = [{"old": [h.old_start, h.old_len], "lines": len(h.needed),
+                                  "first": v, "first_block": b}
+                                 for h, v, b in zip(hunks, visible, block, strict=True)]
+            for record, v, b in zip(seen["hunks"], visible, block, strict=True):
+                record["last"], record["last_block"] = v, b
+            can_read = "read_file" in request.tool_names and \
+                (request.body.get("tool_choice") or {}).get("type") != "tool"
+            seen["read_offered"] = seen["read_offered"] or can_read
+            unseen = [h for h, v in zip(hunks, visible, strict=True) if not v]
+            if unseen and can_read and len(seen["reads"]) < self.MAX_READS:
+                start, end = self._read_range(path, unseen)
+                seen["reads"].append([start, end])
+                return tool_reply("read_file", {"path": path, "start_line": start,
+                                                "end_line": end})
+        self.edit_calls[path] = self.edit_calls.get(path, 0) + 1
         if change.action == "delete":
             edits = [{"path": path, "action": "delete"}]
         elif change.action == "create":
@@ -422,13 +587,39 @@ class Oracle:
         # whole file twice (which would also pass max_tokens and be cut off).
         out = min(int(request.body.get("max_tokens") or 8192),
                   max(1, approx_tokens(change.hunk_text)))
-        return ToolReply(None, {"edits": edits, "note": ""}, output_tokens=out)
+        return self._submit(request, {"edits": edits, "note": ""}, output_tokens=out)
+
+    def _read_range(self, path: str, unseen: list[Hunk]) -> tuple[int, int]:
+        """The lines to read: the first invisible hunk's old range and a margin, and
+        the next invisible hunks as long as each starts within READ_JOIN lines of the
+        range and the range stays within READ_SPAN lines."""
+        start, end = unseen[0].old_start, unseen[0].old_end
+        for h in unseen[1:]:
+            if h.old_start - end > self.READ_JOIN or h.old_end - start > self.READ_SPAN:
+                break
+            end = max(end, h.old_end)
+        total = len(self.base_text.get(path, "").splitlines())
+        return max(1, start - self.READ_MARGIN), min(max(total, 1), end + self.READ_MARGIN)
+
+    @staticmethod
+    def _submit(request: FakeRequest, answer: dict[str, Any],
+                output_tokens: int | None = None) -> ToolReply:
+        # Named: with tool_choice any, `None` would mean whichever tool the prompt names.
+        name = "submit_edits" if "submit_edits" in request.tool_names else None
+        return tool_reply(name, answer, output_tokens=output_tokens)
 
     def fix(self, request: FakeRequest) -> ToolReply:
         self._count("submit_fix")
-        return ToolReply(None, {"edits": [], "explanation":
-                                "oracle: the reference change is already applied; it has "
-                                "nothing better to offer"})
+        name = "submit_fix" if "submit_fix" in request.tool_names else None
+        return tool_reply(name, {"edits": [], "explanation":
+                                 "oracle: the reference change is already applied; it has "
+                                 "nothing better to offer"})
+
+    def helper(self, request: FakeRequest) -> ToolReply:
+        """A request whose text names a helper tool (read_file, find) last: answered as
+        the stage it belongs to (write_code if it says which file to write, else
+        fix_code; every request offers all the flow's tools, so they cannot tell)."""
+        return self.edits(request) if written_path(request.body) else self.fix(request)
 
     def pr(self, request: FakeRequest) -> ToolReply:
         self._count("submit_pr")
@@ -443,34 +634,71 @@ class Oracle:
         })
 
     def serve(self, server: FakeAnthropic) -> None:
+        # read_file and find: a request whose text names a helper tool last still
+        # belongs to write_code or fix_code (see `helper`).
         for tool, fn in (("submit_analysis", self.analysis), ("submit_plan", self.plan),
-                         ("submit_edits", self.edits), ("submit_fix", self.fix),
+                         ("submit_edits", self.edits), ("read_file", self.helper),
+                         ("find", self.helper), ("submit_fix", self.fix),
                          ("submit_pr", self.pr)):
             server.route(tool=tool, reply=fn)
+
+
+WRITE_PATH = re.compile(r"one file: `([^`]+)`")
+
+
+def written_path(body: Mapping[str, Any]) -> str:
+    """The file a write_code request is about: the last "Write the planned change to
+    one file: `PATH`" in the text blocks of its user messages (a follow-up after a read
+    ends with a tool result, not with the instruction)."""
+    found = ""
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        for block in blocks if isinstance(blocks, list) else []:
+            if isinstance(block, dict) and block.get("type") == "text":
+                for match in WRITE_PATH.finditer(str(block.get("text", ""))):
+                    found = match.group(1)
+    return found
 
 
 # --------------------------------------------------------------------------- one run
 
 
 def run_agent(argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
-              log: Path) -> tuple[int | None, bool, float]:
-    """(exit code, stopped by our timeout, seconds). Past the timeout: SIGTERM (the
-    agent stops its tests and records the run as interrupted), SIGKILL after 60 s."""
+              log: Path, until: Callable[[], bool] | None = None
+              ) -> tuple[int | None, bool, float, bool]:
+    """(exit code, stopped by our timeout, seconds, stopped because `until()` held).
+    Past the timeout, or once `until()` holds (polled twice a second): SIGTERM (the
+    agent stops its tests and records the run as interrupted), SIGKILL of its process
+    group after a grace (60 s at the timeout, 20 s after `until`)."""
     started = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        stopped = False
+        stopped = reached = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            stopped = True
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            deadline = started + timeout
+            while True:
+                try:
+                    proc.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if until is not None and until():
+                    reached = True
+                elif time.monotonic() < deadline:
+                    continue
+                else:
+                    stopped = True
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20 if reached else 60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                break
         except BaseException:  # Ctrl-C of the bench: do not leave the agent behind
             proc.send_signal(signal.SIGTERM)
             try:
@@ -478,7 +706,70 @@ def run_agent(argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
             raise
-    return proc.returncode, stopped, time.monotonic() - started
+    return proc.returncode, stopped, time.monotonic() - started, reached
+
+
+def step_finished(repo: Path, key: str) -> bool:
+    """Whether the run in `repo` has a record of step `key` that is no longer running
+    (the record is written when the step starts, and again when it ends)."""
+    for path in (repo / ".agent" / "runs").glob(f"*/steps/[0-9]*-{key}.json"):
+        try:
+            if json.loads(path.read_text()).get("status") not in (None, "running"):
+                return True
+        except (OSError, ValueError):
+            continue  # being replaced: look again at the next poll
+    return False
+
+
+def call_figures(requests: list[Any], run_dir: Path | None,
+                 request_file: dict[int, str]) -> list[dict[str, Any]]:
+    """One entry per answered model call: the route it took (the tool the request
+    asks for), the step that made it (from the run's call journal, matched by the
+    response id), the file of a write_code call, and its input tokens (uncached,
+    read from the cache, written to it; total = the three)."""
+    steps: dict[str, str] = {}
+    for path in sorted((run_dir / "calls").glob("[0-9]*.json")) if run_dir else []:
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        rid = (rec.get("response") or {}).get("id")
+        if rid:
+            steps[rid] = rec.get("step")
+    out = []
+    for r in requests:
+        usage = r.usage
+        if r.status != 200 or not usage or r.path != "/v1/messages":
+            continue
+        fresh = int(usage.get("input_tokens") or 0)
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        written = int(usage.get("cache_creation_input_tokens") or 0)
+        out.append({"index": r.index, "route": r.tool, "step": steps.get(r.response.get("id")),
+                    "file": request_file.get(r.index), "input": fresh, "cache_read": read,
+                    "cache_write": written, "total": fresh + read + written})
+    return out
+
+
+def prompt_summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's prompt figures: the biggest call, write_code's input per written
+    file (its calls are those the oracle's submit_edits route answered: first request,
+    read follow-ups, repair turns) and the share of input read from the cache."""
+    if not calls:
+        return {}
+    top = max(calls, key=lambda c: c["total"])
+    writes = [c for c in calls if c["file"] is not None]
+    per_file: dict[str, int] = {}
+    for c in writes:
+        per_file[c["file"]] = per_file.get(c["file"], 0) + c["total"]
+
+    def share(cs: list[dict[str, Any]]) -> list[int]:
+        return [sum(c["cache_read"] for c in cs), sum(c["total"] for c in cs)]
+
+    return {"max_total": top["total"], "max_step": top["step"] or top["route"],
+            "over_60k": sum(1 for c in calls if c["total"] > 60_000),
+            "write_per_file": per_file,
+            "write_median": statistics.median(per_file.values()) if per_file else None,
+            "cache_write_code": share(writes), "cache_run": share(calls)}
 
 
 def read_steps(run_dir: Path) -> list[dict[str, Any]]:
@@ -599,9 +890,16 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
             argv = [sys.executable, "-m", "agent_cli", "solve", str(issue), "--repo", str(repo),
                     "--auto-approve", *shlex.split(args.agent_args)]
             log = logs / f"{iid}.log"
-            code, stopped, seconds = run_agent(argv, repo, env, args.timeout, log)
+            until = (lambda: step_finished(repo, args.until)) if args.until else None
+            code, stopped, seconds, reached = run_agent(argv, repo, env, args.timeout, log,
+                                                        until)
             ended = time.time()
             res.update(exit_code=code, stopped=stopped, seconds=round(seconds, 1))
+            if args.until:
+                res["until"] = args.until
+                res["until_reached"] = reached
+            requests = list(server.requests)
+            res["visibility"] = oracle.seen
             res["model_calls"] = dict(oracle.calls)
             res["fix_calls"] = oracle.calls.get("submit_fix", 0)
             res["edit_calls"] = oracle.edit_calls
@@ -610,6 +908,8 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
             res["log_tail"] = log.read_text(errors="replace").strip().splitlines()[-12:]
 
         runs = sorted((repo / ".agent" / "runs").glob("*")) if (repo / ".agent").is_dir() else []
+        res["calls"] = call_figures(requests, runs[-1] if runs else None, oracle.request_file)
+        res["prompt"] = prompt_summary(res["calls"])
         if not runs:
             res["error"] = "no run directory"
             return res
@@ -621,6 +921,10 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
         except (OSError, ValueError):
             res["run_status"] = None
         steps = read_steps(run_dir)
+        if res.get("until_reached"):  # the steps after it were cut by our stop: nothing
+            last = max((i for i, s in enumerate(steps) if s["key"] == args.until), default=None)
+            res["cut_steps"] = [s["key"] for s in steps[last + 1:]] if last is not None else []
+            steps = steps[: last + 1] if last is not None else steps
         res["stages"] = {s["key"]: s.get("seconds") for s in steps}
         res["stage_status"] = {s["key"]: s.get("status") for s in steps}
         # A step the stop cut short has no `seconds`: how long it had run by then.
@@ -658,6 +962,14 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
             else float(res["unfinished"].get(s["key"], 0.0)) for s in checks]
         res["check_tests_seconds"] = round(sum(check_s), 1) if checks else None
 
+        # What write_code wrote (its step's diff applied to the base tree), so a run
+        # stopped by --until still says whether the edits were right.
+        written = next((s for s in steps if s["key"] == "write_code"
+                        and s.get("status") == "done"), None)
+        if written is not None:
+            diff = (written.get("output") or {}).get("diff") or ""
+            res["write_tree_ok"] = diff_tree(repo, work / "write-index", row["base_commit"],
+                                             diff) == oracle.expected_tree
         branch = f"agent/{run_id}"
         tree = git(repo, "rev-parse", "--verify", "-q", f"{branch}^{{tree}}", check=False).strip()
         res["branch_tree"] = tree or None
@@ -666,7 +978,7 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
             res["branch_diff"] = git(repo, "diff", "--stat", oracle.expected_tree, tree,
                                      check=False).strip().splitlines()[-15:]
 
-        if args.no_verify:
+        if args.no_verify or args.until:
             return res
         checkout = work / "verify"
         if tree:
@@ -692,6 +1004,20 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
     return res
 
 
+def diff_tree(repo: Path, index: Path, base: str, diff: str) -> str | None:
+    """The tree of `base` with `diff` applied (in a scratch index); None if it does
+    not apply."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    git(repo, "read-tree", base, env=env)
+    if diff.strip():
+        done = subprocess.run(["git", "apply", "--cached", "--whitespace=nowarn", "-"], cwd=repo,
+                              env=env, input=diff.encode("utf-8", "surrogateescape"),
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            return None
+    return git(repo, "write-tree", env=env).strip()
+
+
 def cleanup(work: Path) -> None:
     repo = work / "repo"
     if (repo / ".git").is_dir():
@@ -712,8 +1038,11 @@ def print_report(results: list[dict[str, Any]], timeout: float) -> None:
     print(head)
     print("-" * len(head))
     for r in results:
-        exit_code = "kill" if r["stopped"] else fmt(r["exit_code"])
+        exit_code = ("kill" if r["stopped"] else "until" if r.get("until_reached")
+                     else fmt(r["exit_code"]))
         branch = "-" if r.get("branch_tree") is None else ("ok" if r.get("branch_ok") else "WRONG")
+        if branch == "-" and r.get("write_tree_ok") is not None:  # stopped by --until
+            branch = "w:ok" if r["write_tree_ok"] else "w:BAD"
         on = "*" if r.get("verified_on") == "oracle" else ""
         f2p = f"{r['f2p']['passed']}/{r['f2p']['total']}{on}" if r.get("f2p") else "-"
         p2p = f"{r['p2p']['passed']}/{r['p2p']['total']}{on}" if r.get("p2p") else "-"
@@ -727,6 +1056,8 @@ def print_report(results: list[dict[str, Any]], timeout: float) -> None:
                     f"{(last['summary'] or '').splitlines()[0][:70]}")
         elif r.get("error"):
             what = "ERROR " + r["error"][:90]
+        elif r.get("until_reached"):
+            what = f"stopped after {r['until']} (--until): no tests"
         else:
             running = [f"{k} ({s})" for k, s in (r.get("stage_status") or {}).items()
                        if s not in ("done", "answered")]
@@ -785,6 +1116,10 @@ def print_report(results: list[dict[str, Any]], timeout: float) -> None:
     test_timeouts = [r["id"] for r in results
                      if any(t.get("timed_out") for t in r.get("run_tests") or [])]
     print(f"runs with a correct branch: {ok}/{n}")
+    written = [r for r in results if r.get("write_tree_ok") is not None and not r.get("branch_tree")]
+    if written:  # stopped by --until before create_pr made a branch
+        print(f"runs without a branch whose write_code diff gives the reference tree: "
+              f"{sum(1 for r in written if r['write_tree_ok'])}/{len(written)}")
     if sums:
         print(f"run_tests (all run_tests* steps of a run): median "
               f"{statistics.median(sums):.0f} s, max {max(sums):.0f} s over {len(sums)} run(s)"
@@ -804,6 +1139,95 @@ def print_report(results: list[dict[str, Any]], timeout: float) -> None:
     errors = [r["id"] for r in results if r.get("error")]
     if errors:
         print(f"instances with an error: {', '.join(errors)}")
+    if any("visibility" in r or "prompt" in r for r in results):
+        print()
+        print_shown(results)
+
+
+def pct(k: int, n: int) -> str:
+    return f"{k} of {n} ({100 * k / n:.0f} %)" if n else "0 of 0"
+
+
+def print_shown(results: list[dict[str, Any]]) -> None:
+    """What the model was shown: per run, then over the bench."""
+    print("What write_code was shown (an edit = a hunk of the patch or test patch in a "
+          "modified file; visible = each of its non-blank old lines is a line of the "
+          "request; created and deleted files not counted):")
+    hunks: list[dict[str, Any]] = []
+    files = read_files = created = 0
+    offered = 0
+    for r in results:
+        vis = r.get("visibility")
+        if vis is None:
+            continue
+        mine = [h for f in vis.values() if f["action"] == "modify" for h in f["hunks"]]
+        hunks += mine
+        files += sum(1 for f in vis.values() if f["action"] == "modify")
+        read_files += sum(1 for f in vis.values() if f["reads"])
+        created += sum(1 for f in vis.values() if f["action"] != "modify")
+        offered += any(f.get("read_offered") for f in vis.values())
+        first = sum(1 for h in mine if h["first"])
+        last = sum(1 for h in mine if h.get("last", h["first"]))
+        reads = sum(len(f["reads"]) for f in vis.values())
+        prompt = r.get("prompt") or {}
+        cache = prompt.get("cache_write_code") or [0, 0]
+        print(f"  {r['id']:28} visible {first}/{len(mine)} before reads, {last}/{len(mine)} "
+              f"after {reads} read(s); max prompt {ntok(prompt.get('max_total'))} "
+              f"({prompt.get('max_step') or '-'}); write_code per file median "
+              f"{ntok(prompt.get('write_median'))}; cache read {fmt_share(cache)} of "
+              f"write_code input")
+        for path, f in vis.items():
+            lost = [h for h in f["hunks"] if not h.get("last", h["first"])]
+            late = [h for h in f["hunks"] if not h["first"] and h.get("last")]
+            scattered = [h for h in f["hunks"] if h.get("last", h["first"])
+                         and not h.get("last_block", h.get("first_block", True))]
+            if lost or late or scattered or f["reads"]:
+                print(f"      {path}: " + "; ".join(x for x in (
+                    f"reads {f['reads']}" if f["reads"] else "",
+                    f"seen after a read: lines {where(late)}" if late else "",
+                    f"NOT SEEN: lines {where(lost)}" if lost else "",
+                    f"seen only as scattered lines: {where(scattered)}" if scattered else "")
+                    if x))
+    runs = [r for r in results if r.get("prompt")]
+    if hunks:
+        first = sum(1 for h in hunks if h["first"])
+        last = sum(1 for h in hunks if h.get("last", h["first"]))
+        block = sum(1 for h in hunks if h.get("last_block", h.get("first_block")))
+        print(f"edits visible before any read: {pct(first, len(hunks))}")
+        print(f"edits visible after at most {Oracle.MAX_READS} reads: {pct(last, len(hunks))}"
+              f" (as one block of consecutive lines: {pct(block, len(hunks))}); read_file "
+              f"offered in {offered} of {sum(1 for r in results if 'visibility' in r)} run(s)")
+        print(f"modified files with reads: {read_files} of {files}; created or deleted files "
+              f"(not counted): {created}")
+    if runs:
+        top = max(runs, key=lambda r: r["prompt"]["max_total"])
+        over = sum(r["prompt"].get("over_60k", 0) for r in runs)
+        print(f"max prompt (input + cache read + cache write tokens): "
+              f"{top['prompt']['max_total']:,} ({top['id']}, {top['prompt']['max_step']}); "
+              f"calls over 60,000: {over}")
+        per_file = [t for r in runs for t in (r["prompt"].get("write_per_file") or {}).values()]
+        if per_file:
+            print(f"write_code input tokens per written file: median "
+                  f"{statistics.median(per_file):,.0f}, max {max(per_file):,} over "
+                  f"{len(per_file)} file(s)")
+        for key, what in (("cache_write_code", "write_code calls"), ("cache_run", "all calls")):
+            pairs = [r["prompt"].get(key) or [0, 0] for r in runs]
+            print(f"share of input read from the cache, {what}: "
+                  f"{fmt_share([sum(a for a, _ in pairs), sum(b for _, b in pairs)])}")
+
+
+def where(hunks: list[dict[str, Any]]) -> str:
+    """Hunks' old line ranges (base numbering)."""
+    return ", ".join(f"{h['old'][0]}-{h['old'][0] + max(h['old'][1], 1) - 1}" for h in hunks)
+
+
+def ntok(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_share(pair: list[int]) -> str:
+    read, total = pair
+    return f"{100 * read / total:.0f} %" if total else "-"
 
 
 def main() -> None:
@@ -820,6 +1244,10 @@ def main() -> None:
     ap.add_argument("--verify-timeout", type=float, default=900,
                     help="seconds for the FAIL_TO_PASS/PASS_TO_PASS check")
     ap.add_argument("--no-verify", action="store_true", help="skip the FAIL_TO_PASS/PASS_TO_PASS check")
+    ap.add_argument("--until", metavar="STEP", default=None,
+                    help="stop the agent (SIGTERM, SIGKILL after 20 s) once its step STEP has "
+                         "ended (e.g. write_code), and skip the FAIL_TO_PASS/PASS_TO_PASS "
+                         "check: the visibility and prompt figures without the tests")
     ap.add_argument("--agent-rev", default=None,
                     help="run the agent from a snapshot of this commit (e.g. HEAD) instead of "
                          "the working tree")
