@@ -8,7 +8,10 @@ last) that answers with the reference solution:
 
 - submit_analysis: an analysis made from the issue and the names in the patch's hunks;
 - submit_plan: every file the patch and the test patch touch (modify, create or
-  delete, as the diff says), and the FAIL_TO_PASS tests as node ids (kind "new");
+  delete, as the diff says), each described with the definitions its hunks change
+  (the innermost around the first changed line, or the one added lines follow: "in
+  `LatexPrinter._print_Mul`"), as a planner names what it will edit (--bland-plan:
+  no names), and the FAIL_TO_PASS tests as node ids (kind "new");
 - submit_edits: for the file the request names, the edit that turns the base file
   into base + patch + test_patch (one whole-file `replace`, or `create` / `delete`).
   Before that, if the request offers `read_file` (and does not force submit_edits)
@@ -307,6 +310,7 @@ class Hunk:
     old_start: int
     old_len: int
     old_lines: list[str]
+    first_change: int = 0  # base line number of the first removed line, or where lines are added
 
     @property
     def old_end(self) -> int:
@@ -330,6 +334,10 @@ def file_hunks(change: FileChange) -> list[Hunk]:
             current = Hunk(change.path, int(header.group(1)),
                            1 if header.group(2) is None else int(header.group(2)), [])
             hunks.append(current)
+        elif current is not None and line.startswith(("+", "-")) and not current.first_change:
+            current.first_change = current.old_start + len(current.old_lines)
+            if line.startswith("-"):
+                current.old_lines.append(line[1:])
         elif current is None or line.startswith(("+", "\\")):
             continue
         elif line.startswith((" ", "-")):
@@ -454,6 +462,7 @@ class Oracle:
     # wrote which file.
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_file: dict[int, str] = field(default_factory=dict)
+    bland: bool = False  # --bland-plan: plan descriptions name no definition
 
     MAX_READS = 2  # per file
     READ_MARGIN = 5  # lines around a hunk
@@ -525,10 +534,43 @@ class Oracle:
                           "reason": "fails before the fix, passes after it (FAIL_TO_PASS)"})
         changes = [{"path": c.path, "action": c.action,
                     "description": f"apply the reference change to {c.path}"
-                                   + (" (a test file)" if "test" in c.path else "")}
+                                   + (" (a test file)" if "test" in c.path else "")
+                                   + self.where(c.path)}
                    for c in self.changes]
         return ToolReply(None, {"summary": f"Reference fix for {self.row['instance_id']}.",
                                 "changes": changes, "tests": tests})
+
+    def where(self, path: str) -> str:
+        """What a planner names for a modified file: the definition each hunk changes
+        (the innermost one around its first changed line; for lines added between
+        definitions, the one they follow), as in "in `Cls.method`, `func`". Off with
+        --bland-plan, which leaves the windows to the search's located symbols."""
+        if self.bland or path not in self.base_text or not path.endswith(".py"):
+            return ""
+        try:
+            tree = ast.parse(self.base_text[path])
+        except (SyntaxError, ValueError):
+            return ""
+        spans: list[tuple[str, int, int]] = []
+
+        def walk(body: list[ast.stmt], prefix: str) -> None:
+            for node in body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    name = prefix + node.name
+                    spans.append((name, node.lineno, node.end_lineno or node.lineno))
+                    if isinstance(node, ast.ClassDef):
+                        walk(node.body, name + ".")
+
+        walk(tree.body, "")
+        names: list[str] = []
+        for hunk in self.hunks(path):
+            line = hunk.first_change or hunk.old_start
+            inside = [s for s in spans if s[1] <= line <= s[2]]
+            before = [s for s in spans if s[2] < line]
+            pick = inside[-1] if inside else max(before, key=lambda s: s[2]) if before else None
+            if pick and pick[0] not in names:
+                names.append(pick[0])
+        return (", in " + ", ".join(f"`{n}`" for n in names)) if names else ""
 
     def hunks(self, path: str) -> list[Hunk]:
         """The hunks of the patch and the test patch for `path` (a modified file)."""
@@ -869,6 +911,8 @@ def solve_one(row: dict[str, Any], args: argparse.Namespace, agent_src: Path) ->
         if env_note:
             res["env_note"] = env_note
         oracle = Oracle.build(row, work / "oracle", mirror)
+        oracle.bland = args.bland_plan
+        res["plan_names"] = not args.bland_plan
         res["expected_tree"] = oracle.expected_tree
         res["planned"] = [f"{c.action} {c.path}" for c in oracle.changes]
         res["mode_changes"] = [c.path for c in oracle.changes if c.mode_change]
@@ -1248,6 +1292,10 @@ def main() -> None:
                     help="stop the agent (SIGTERM, SIGKILL after 20 s) once its step STEP has "
                          "ended (e.g. write_code), and skip the FAIL_TO_PASS/PASS_TO_PASS "
                          "check: the visibility and prompt figures without the tests")
+    ap.add_argument("--bland-plan", action="store_true",
+                    help="plan descriptions name no definition (\"apply the reference change "
+                         "to PATH\"); by default each names the definitions its hunks change, "
+                         "as a planner would")
     ap.add_argument("--agent-rev", default=None,
                     help="run the agent from a snapshot of this commit (e.g. HEAD) instead of "
                          "the working tree")
