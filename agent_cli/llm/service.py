@@ -100,13 +100,18 @@ class ModelService:
         )
         response = self._call(request)
         used = 0
-        while helpers is not None and _helper_turn(response, tool, helpers.names):
+        while helpers is not None and _helper_turn(response, tool, helpers.names) \
+                and used < helpers.max_calls:
             results = []
-            for block in _tool_uses(response):
+            room = MAX_PROMPT_TOKENS * 4 - len(json.dumps(request, ensure_ascii=False)) - 2_000
+            for block in _tool_uses(response):  # every call gets its result, even past the limit
                 used += 1
-                room = MAX_PROMPT_TOKENS * 4 - len(json.dumps(request, ensure_ascii=False))
-                text, is_error = helpers.run(block["name"], block.get("input") or {},
-                                             max(room - 2_000, 0))
+                if used > helpers.max_calls:
+                    text, is_error = f"Not run: at most {helpers.max_calls} reads.", True
+                else:
+                    text, is_error = helpers.run(block["name"], block.get("input") or {},
+                                                 max(room, 0))
+                room -= len(text) + 200
                 results.append({"type": "tool_result", "tool_use_id": block["id"],
                                 "content": text, **({"is_error": True} if is_error else {})})
             last = used >= helpers.max_calls or room < 8_000

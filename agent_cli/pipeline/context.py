@@ -209,9 +209,12 @@ def fix_focus(diff: str, result: TestResult, plan: ImplementationPlan) -> dict[s
     lines the failures' tracebacks point at, then the plan's names."""
     lines: dict[str, list[int]] = {}
     path = None
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            path = line[6:] if line.startswith("+++ b/") else None
+    diff_lines = diff.splitlines()
+    for i, line in enumerate(diff_lines):
+        if line.startswith("--- ") and i + 1 < len(diff_lines) \
+                and diff_lines[i + 1].startswith("+++ "):  # a file header, not a `++` line
+            new = diff_lines[i + 1][4:].rstrip("\t")
+            path = new[2:] if new.startswith("b/") else None  # /dev/null, quoted: unfocused
         elif line.startswith("@@") and path:
             m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", line)
             if m:

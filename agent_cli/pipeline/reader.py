@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from agent_cli.pipeline.artifacts import FileView, Find, ReadFile
 from agent_cli.pipeline.windows import numbered
+from agent_cli.search.symbols import lines_of
 from agent_cli.workspace.edits import confine
 from agent_cli.workspace.errors import EditRejected
 
@@ -27,6 +28,7 @@ MAX_READ_LINES = 200
 MAX_READ_CHARS = 16_000
 MAX_FIND_HITS = 40
 MAX_HIT_CHARS = 200
+MAX_LINE_CHARS = 2_000
 
 
 class Reader:
@@ -41,7 +43,7 @@ class Reader:
         self.shown = shown  # appended to
 
     def run(self, name: str, tool_input: dict[str, Any], room_chars: int) -> tuple[str, bool]:
-        schema: type[ReadFile] | type[Find] = ReadFile if name == "read_file" else Find
+        schema: type[ReadFile | Find] = ReadFile if name == "read_file" else Find
         try:
             args = schema.model_validate(tool_input)
         except ValidationError as exc:
@@ -51,12 +53,16 @@ class Reader:
         limit = min(MAX_READ_CHARS, room_chars)
         if limit < 500:
             return "No room is left in this prompt for more text; submit your answer now.", True
+        if "\0" in args.path or (isinstance(args, Find) and "\0" in args.text):
+            return f"{name}: a path or text with a NUL character cannot be looked up", True
         try:
             if isinstance(args, ReadFile):
                 return self._read(args, limit), False
             return self._find(args, limit), False
         except EditRejected as exc:
             return f"{name}: {exc.message}", True
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            return f"{name}: could not read: {exc}", True
 
     def _read(self, args: ReadFile, limit: int) -> str:
         target = confine(self.root, args.path)
@@ -65,10 +71,13 @@ class Reader:
         data = target.read_bytes()
         if b"\0" in data[:8192]:
             raise EditRejected(f"{args.path} is a binary file")
-        lines = data.decode("utf-8", "replace").splitlines()
+        lines = lines_of(data.decode("utf-8", "replace"))
         n = len(lines)
         if args.end_line < args.start_line:
             raise EditRejected(f"end_line {args.end_line} is before start_line {args.start_line}")
+        if n and (args.end_line < 1 or args.start_line > n):
+            raise EditRejected(f"lines {args.start_line}-{args.end_line} are outside {args.path}, "
+                               f"which has {n} lines")
         start = min(max(1, args.start_line), max(n, 1))
         end = min(args.end_line, n, start + MAX_READ_LINES - 1)
         body, end = _fit(lines, start, end, limit - 200)
@@ -89,9 +98,10 @@ class Reader:
         relative = "." if target == self.root.resolve() else target.relative_to(
             self.root.resolve()).as_posix()
         out = subprocess.run(
-            ["git", "--literal-pathspecs", "grep", "--untracked", "-z", "-n", "-I", "-F",
+            ["git", "--literal-pathspecs", "-c", "grep.column=false", "-c", "grep.fullName=false",
+             "-c", "grep.patternType=fixed", "grep", "--untracked", "-z", "-n", "-I", "-F",
              "--no-color", "-e", args.text, "--", relative],
-            cwd=self.root, capture_output=True, check=False)
+            cwd=self.root, capture_output=True, check=False, timeout=30)
         hits: list[tuple[str, int, str]] = []
         for raw in out.stdout.decode("utf-8", "replace").splitlines():
             name, digits, found = (raw.split("\0", 2) + ["", ""])[:3]
@@ -117,14 +127,19 @@ class Reader:
 
 
 def _fit(lines: list[str], start: int, end: int, limit: int) -> tuple[str, int]:
-    """Numbered lines start..end, ending early so that the text stays under `limit`."""
-    used, last = 0, start - 1
+    """Numbered lines start..end, ending early so that the text stays under `limit`;
+    a line longer than MAX_LINE_CHARS (minified code) is cut and says so."""
+    used, last, shown = 0, start - 1, []
     for i in range(start, end + 1):
-        used += len(lines[i - 1]) + 8
+        line = lines[i - 1]
+        if len(line) > MAX_LINE_CHARS:
+            line = line[:MAX_LINE_CHARS] + f" ... (line cut: {len(line):,} characters)"
+        used += len(line) + 8
         if used > limit and last >= start:
             break
+        shown.append(line)
         last = i
-    return numbered(lines[start - 1:last], start), last
+    return numbered(shown, start), last
 
 
 def _count_lines(path: Path) -> int:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent_cli.search.symbols import definitions
+from agent_cli.search.symbols import definitions, lines_of
 
 CONTEXT = 6  # lines around a pointed-at line
 MERGE_GAP = 8  # windows closer than this become one
@@ -90,7 +90,7 @@ def pointed_lines(text: str, path: str) -> list[int]:
 def view(path: str, text: str, *, budget: int, focus: Focus | None = None) -> View:
     """`text` (the file `path`) within `budget` tokens: whole when it fits, else the
     outline and windows around `focus`."""
-    lines = text.splitlines()
+    lines = lines_of(text)
     whole = numbered(lines)
     if tokens(whole) <= budget:
         return View(whole, len(lines), [(1, len(lines))] if lines else [], True, tokens(whole))
@@ -101,18 +101,23 @@ def view(path: str, text: str, *, budget: int, focus: Focus | None = None) -> Vi
               "the parts that matter for this change. Use read_file for any other lines.)")
     room = budget - tokens(header) - tokens(outline) - 20
     if room < budget // 3:  # a huge outline gives way to windows
-        outline = _outline(defs, top_level_only=True)
+        outline = _outline(defs, top_level_only=True, max_tokens=budget // 3)
         room = budget - tokens(header) - tokens(outline) - 20
+
+    def cost(ranges: list[tuple[int, int]]) -> int:
+        return sum(tokens(numbered(lines[a - 1:b], a)) + 8 for a, b in ranges)
+
     chosen: list[tuple[int, int]] = []
     for start, end in _wanted(lines, defs, focus):
         candidate = _merge([*chosen, (start, end)])
-        cost = sum(tokens(numbered(lines[a - 1:b], a)) + 8 for a, b in candidate)
-        if cost <= room:
+        if cost(candidate) <= room:
             chosen = candidate
             continue
-        # the part of this window that still fits, from its start
-        spare = room - sum(tokens(numbered(lines[a - 1:b], a)) + 8 for a, b in chosen)
-        fit = _lines_fitting(lines, start, end, spare - 8)
+        # the part of this window that still fits, from its start (merging may add the
+        # gap to a neighbour: checked again)
+        fit = _lines_fitting(lines, start, end, room - cost(chosen) - 8)
+        while fit >= start + 2 and cost(_merge([*chosen, (start, fit)])) > room:
+            fit -= max(1, (fit - start) // 4)
         if fit >= start + 2:
             chosen = _merge([*chosen, (start, fit)])
     parts = [header]
@@ -184,10 +189,18 @@ def _innermost(defs: list[list], line: int) -> list | None:
     return inner
 
 
-def _outline(defs: list[list], top_level_only: bool = False) -> str:
-    rows = [r for r in defs if not top_level_only or "." not in str(r[0])][:MAX_OUTLINE]
-    text = "\n".join(f"{int(r[2]):5d}: {r[1]} {r[0]}" for r in rows)
-    if len(rows) < len([r for r in defs if not top_level_only or "." not in str(r[0])]):
+def _outline(defs: list[list], top_level_only: bool = False,
+             max_tokens: int | None = None) -> str:
+    wanted = [r for r in defs if not top_level_only or "." not in str(r[0])]
+    rows, used = [], 0
+    for r in wanted[:MAX_OUTLINE]:
+        row = f"{int(r[2]):5d}: {r[1]} {r[0]}"
+        if max_tokens is not None and used + tokens(row) + 1 > max_tokens:
+            break
+        rows.append(row)
+        used += tokens(row) + 1
+    text = "\n".join(rows)
+    if len(rows) < len(wanted):
         text += "\n  ... (more definitions; use find)"
     return text
 

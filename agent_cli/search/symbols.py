@@ -43,7 +43,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
     (term frequencies of the whole file) and `len` (token count). detail: `lens`
     (token count per symbol) and `post`, per-symbol postings of each term.
     """
-    lines = _lines(text)
+    lines = lines_of(text)
     lang = language(path)
     symbols, starts, imports = _definitions(path, text, lines, lang, exact)
     owner = _owners(symbols, starts, len(lines))
@@ -88,7 +88,7 @@ def analyze(path: str, text: str, exact: bool = True) -> tuple[dict[str, Any], d
 def definitions(path: str, text: str) -> list[SymbolRow]:
     """What `text` (the file `path`) defines: [qualified name, kind, line, end_line]
     rows in document order, parents before children, as the index has them."""
-    return _definitions(path, text, _lines(text), language(path), True)[0]
+    return _definitions(path, text, lines_of(text), language(path), True)[0]
 
 
 def _definitions(path: str, text: str, lines: list[str], lang: str, exact: bool
@@ -158,7 +158,7 @@ _OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
-def _lines(text: str) -> list[str]:
+def lines_of(text: str) -> list[str]:
     """The lines of `text` as the parsers number them: LF, CRLF and CR end a line."""
     if not any(c in text for c in _OTHER_BREAKS):  # a memchr each: 7 ms for sympy
         return text.splitlines()

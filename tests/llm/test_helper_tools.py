@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent_cli.durable import RunStore, checkpoint, create, execute, flow
 from agent_cli.llm import service as llm_service
-from tests.fakes.anthropic_server import FakeAnthropic, text_reply, tool_reply
+from tests.fakes.anthropic_server import FakeAnthropic, message_reply, text_reply, tool_reply
 from tests.llm import llmflow
 from tests.llm.llmflow import Echo
 
@@ -128,3 +128,19 @@ def test_requests_without_helpers_still_force_the_tool(tmp_path: Path, server: F
                                         system="s", context=["c"], instruction="i")
     assert request["tool_choice"] == {"type": "tool", "name": "submit_echo"}
     assert breakpoints(request) == 2
+
+
+def test_reads_past_the_limit_in_one_turn_are_answered_but_not_run(
+        tmp_path: Path, server: FakeAnthropic) -> None:
+    many = [{"type": "tool_use", "id": f"toolu_{i}", "name": "look", "input": {"what": str(i)}}
+            for i in range(6)]
+    server.route(tool="submit_echo", replies=[message_reply(many, stop_reason="tool_use"),
+                                              tool_reply({"text": "ok", "n": 1})])
+    _, outcome = run_lookups(tmp_path, server)
+    assert outcome.status == "succeeded", outcome
+    assert len(HELPERS.seen) == 2  # max_calls
+    results = server.requests[1].body["messages"][2]["content"]
+    assert [r["tool_use_id"] for r in results if r["type"] == "tool_result"] == \
+        [f"toolu_{i}" for i in range(6)]
+    assert sum(1 for r in results if r.get("is_error")) == 4
+    assert server.requests[1].body["tool_choice"] == {"type": "tool", "name": "submit_echo"}

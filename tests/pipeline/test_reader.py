@@ -91,3 +91,32 @@ def test_find_in_a_file_a_directory_and_the_whole_tree(tree: Path) -> None:
                for v in shown)
     text, error = reader.run("find", {"path": "pkg", "text": "nowhere"}, 100_000)
     assert not error and text.startswith("No line of pkg contains")
+
+
+def test_hostile_inputs_are_error_results_never_a_crash(tree: Path) -> None:
+    reader = Reader(tree, "", [])
+    text, error = reader.run("find", {"path": ".", "text": "a\0b"}, 100_000)
+    assert error and "NUL" in text
+    text, error = reader.run("read_file", {"path": "pkg/big.py\0", "start_line": 1,
+                                           "end_line": 2}, 100_000)
+    assert error
+    text, error = reader.run("read_file", {"path": "pkg/big.py", "start_line": -5,
+                                           "end_line": -1}, 100_000)
+    assert error and "outside pkg/big.py, which has 1000 lines" in text
+    text, error = reader.run("read_file", {"path": "pkg/big.py", "start_line": 2000,
+                                           "end_line": 2001}, 100_000)
+    assert error and "outside" in text
+
+
+def test_a_minified_line_is_cut_to_the_cap(tree: Path) -> None:
+    (tree / "app.min.js").write_text("var a=1;" * 125_000 + "\n")  # one 1 MB line
+    text, error = Reader(tree, "", []).run(
+        "read_file", {"path": "app.min.js", "start_line": 1, "end_line": 1}, 100_000)
+    assert not error and len(text) < 3_000 and "line cut: 1,000,000 characters" in text
+
+
+def test_lines_are_numbered_as_tracebacks_and_git_number_them(tree: Path) -> None:
+    (tree / "ff.py").write_text("a = 1\n\x0c\nb = 2\nc = 3\n")  # a form feed is no line break
+    text, _ = Reader(tree, "", []).run(
+        "read_file", {"path": "ff.py", "start_line": 3, "end_line": 3}, 100_000)
+    assert "    3| b = 2" in text

@@ -74,3 +74,33 @@ def test_the_same_inputs_give_the_same_view() -> None:
     focus = Focus(names=["compute_5", "compute_290"], lines=[1500])
     assert view("m.py", text, budget=5_000, focus=focus) == view("m.py", text, budget=5_000,
                                                                   focus=focus)
+
+
+def test_no_view_overruns_its_budget_whatever_the_focus() -> None:
+    import random
+
+    text = big_module()
+    rng = random.Random(7)
+    for _ in range(200):
+        budget = rng.randint(1_500, 9_000)
+        focus = Focus(names=[f"compute_{rng.randrange(300)}" for _ in range(rng.randrange(12))],
+                      lines=[rng.randrange(1, 3000) for _ in range(rng.randrange(6))])
+        shown = view("m.py", text, budget=budget, focus=focus)
+        assert shown.tokens <= budget, (budget, focus)
+        for a, b in shown.ranges:  # every recorded range is what the text shows
+            assert f"{a:5d}| " in shown.text and f"{b:5d}| " in shown.text
+
+
+def test_a_huge_outline_still_leaves_room_for_the_changed_lines() -> None:
+    text = "".join(f"def test_{i}():\n    assert f({i})\n\n\n\n\n\n\n\n\n" for i in range(700))
+    shown = view("tests/test_many.py", text, budget=4_000, focus=Focus(lines=[6_500]))
+    assert shown.tokens <= 4_000
+    assert any(a <= 6_500 <= b for a, b in shown.ranges)
+
+
+def test_form_feeds_do_not_shift_the_numbers() -> None:
+    text = "\x0c\n\x0c\n" + big_module()
+    shown = view("m.py", text, budget=8_000, focus=Focus(names=["compute_250"]))
+    start = line_of(text.replace("\x0c", ""), "def compute_250(")  # the same line count
+    assert f"{start:5d}: function compute_250" in shown.text
+    assert f"{start:5d}| def compute_250(value):" in shown.text
