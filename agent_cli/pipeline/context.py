@@ -134,16 +134,12 @@ def _context_file(repo: RepoRef, f: RankedPath, budget: int, issue: Issue) -> Co
     why = f"score {f.score:g}: " + "; ".join(f.reasons[:3])
     if not f.symbols and tokens(text) > budget * WHOLE_FILE_SHARE:
         return None  # too big, and the search found nothing in it to show
-    focus = Focus(names=[s.name for s in f.symbols[:6]],  # as located, and as traced
+    focus = Focus(names=[s.name for s in f.symbols[:6]],
                   lines=windows.pointed_lines(issue.text, f.path))
     shown = windows.view(f.path, text, budget=int(budget * WHOLE_FILE_SHARE), focus=focus)
     return ContextFile(path=f.path, why=why if shown.whole else why + " (outline and windows)",
                        content=shown.text, whole=shown.whole, tokens=shown.tokens,
                        lines=shown.lines, ranges=shown.ranges)
-
-
-def numbered(text: str, start: int = 1) -> str:
-    return windows.numbered(text.splitlines(), start)
 
 
 def write_focus(change: PlannedChange, plan: ImplementationPlan, issue: Issue,

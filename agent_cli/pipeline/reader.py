@@ -143,7 +143,8 @@ def _fit(lines: list[str], start: int, end: int, limit: int) -> tuple[str, int]:
 
 
 def _count_lines(path: Path) -> int:
+    """Lines as `read_file` numbers them (a last line without a newline counts)."""
     try:
-        return path.read_bytes().count(b"\n")
+        return len(lines_of(path.read_bytes().decode("utf-8", "replace")))
     except OSError:
         return 0
