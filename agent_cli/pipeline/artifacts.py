@@ -232,6 +232,10 @@ class Selection(Strict):
     left_out: list[SelectedTest] = Field(
         default=[], description="Inferred files the base commit did not finish within "
         "related_budget: not run for this change.")
+    slow: list[str] = Field(
+        default=[], description="Tests of the selected files that ran past related_budget "
+        "on the base commit (each was stopped there): not run on the change unless it edits "
+        "them or the plan targets them; test_scope: full runs them.")
 
 
 class TestBaseline(Strict):

@@ -8,7 +8,11 @@ does not work at all stops the run here (exit 2), before a fix is ever paid for.
 judges it against the baseline, which the per-file cache mostly serves.
 
 `test_scope: related` (the default) runs the related test files only (`search/
-related.py`); `full` runs them first and, when they pass, the whole suite. A run that
+related.py`); `full` runs them first and, when they pass, the whole suite. Within
+the related files, a test that runs past `related_budget` on the base commit is
+stopped there and, unless the change edits it or the plan targets it, not run on the
+change (`Selection.slow`): sympy's one-minute `test_sqrtdenest3_slow` would otherwise
+cost its minute twice for a change that does not touch it. A run that
 hits `test_timeout` says so (`TestResult.timeout`): the flow asks a human instead of
 paying for a fix, and asking again doubles the timeout (`patience`).
 """
@@ -16,6 +20,7 @@ paying for a fix, and asking again doubles the timeout (`patience`).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +40,7 @@ from agent_cli.pipeline.artifacts import (
     TestResult,
 )
 from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting, worktree
+from agent_cli.search import symbols
 from agent_cli.settings import user_config_dir
 from agent_cli.workspace import sandbox as sandboxing
 from agent_cli.workspace import testrun
@@ -52,14 +58,18 @@ class TestCommandBroken(UsageError):
 def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
     command, environment = test_command(repo)
     timeout, box = seconds_setting("test_timeout", 900), sandbox()
+    budget = min(timeout, seconds_setting("related_budget", 15))
     in_base = files_at(Path(repo.path), repo.base_commit)
+    targets = [t.id for t in plan.tests]
     selection, files = select(repo, command, environment, [c.path for c in plan.changes],
-                              [t.id for t in plan.tests], exists=in_base.__contains__)
+                              targets, exists=in_base.__contains__)
     certain = [f.path for f in selection.files if f.certain]
     inferred = [f.path for f in selection.files if not f.certain]
-    runs = [_baseline(repo, command, certain, timeout, box)] if certain or not files else []
+    runs = [_baseline(repo, command, certain, timeout, box, budget, targets)
+            ] if certain or not files else []
+    if runs and runs[0].over_budget:
+        selection = selection.model_copy(update={"slow": runs[0].over_budget})
     if inferred:  # within the budget: what the base commit does not finish is left out
-        budget = min(timeout, seconds_setting("related_budget", 15))
         runs.append(_baseline(repo, command, inferred, budget, box))
         selection = _leave_out(selection, runs[-1].unfinished, budget)
     if files and all(_collected_nothing(r) for r in runs):
@@ -78,7 +88,7 @@ def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
                         summary=_baseline_line(len(tests), failing, timed_out, seconds,
                                                all(r.from_cache for r in runs),
                                                all(r.junit for r in runs), runs[-1].exit_code,
-                                               len(selection.left_out)))
+                                               len(selection.left_out), len(selection.slow)))
 
 
 def _leave_out(selection: Selection, unfinished: list[str], budget: float) -> Selection:
@@ -97,12 +107,18 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience:
     wt.materialize(changes.diff)
     command, environment = test_command(repo)
     timeout = seconds_setting("test_timeout", 900) * patience
+    budget = min(timeout, seconds_setting("related_budget", 15))
     box = sandbox()
     skip = set(left_out or [])  # inferred files check_tests found over the budget
     selection, files = select(repo, command, environment, changes.files, targets,
                               exists=lambda f: (wt.path / f).is_file(), skip=skip)
-    before = _baseline(repo, command, files, timeout, box)
+    before = _baseline(repo, command, files, timeout, box, budget, targets)
     narrowed = testrun.narrow(command, files, wt.path) if files else None
+    slow = untouched(before.over_budget, changes.diff, targets, wt.path)
+    if narrowed is not None and slow:
+        narrowed = testrun.deselect(narrowed, slow)
+        selection = selection.model_copy(update={"slow": slow,
+                                                 "command": ctx.shown_command(narrowed)})
     now = _run(wt.path, narrowed or command, timeout, box, "test_process")
     if files and _collected_nothing(now) and _collected_nothing(before):
         selection, files = _widened(selection, command)
@@ -137,10 +153,72 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience:
 
 
 def _baseline(repo: RepoRef, command: list[str] | str, files: list[str], timeout: float,
-              box: sandboxing.Sandbox) -> testrun.TestRun:
+              box: sandboxing.Sandbox, test_budget: float | None = None,
+              keep: list[str] | None = None) -> testrun.TestRun:
     return testrun.baseline(Path(repo.path), repo.base_commit, command, agent_dir=rt().agent_dir,
                             timeout=timeout, sandbox=box, files=files or None,
-                            on_start=_record_process("baseline_process"))
+                            on_start=_record_process("baseline_process"),
+                            test_budget=test_budget, keep=keep or ())
+
+
+def untouched(slow: list[str], diff: str, targets: list[str], root: Path) -> list[str]:
+    """Of the tests stopped at the budget on the base commit, those the change does not
+    edit (no changed line inside their definition, or their class's) and the plan does
+    not target: what the run on the change leaves out."""
+    if not slow:
+        return []
+    changed = changed_lines(diff)
+    touched: dict[str, set[str]] = {}
+    for path in {t.split("::", 1)[0] for t in slow} & set(changed):
+        try:
+            text = (root / path).read_text("utf-8", errors="replace")
+        except OSError:
+            continue
+        defs = symbols.definitions(path, text)
+        names = touched.setdefault(path, set())
+        for line in changed[path]:
+            inner = None
+            for row in defs:
+                if int(row[2]) <= line <= int(row[3]):
+                    inner = str(row[0])  # parents come before children
+            if inner:
+                names.add(inner)
+    out = []
+    for test in slow:
+        path, _, rest = test.partition("::")
+        name = rest.split("[", 1)[0].replace("::", ".")
+        edited = any(name == n or name.startswith(n + ".") for n in touched.get(path, ()))
+        if not edited and not any(testrun.target_matches(test, t) for t in targets):
+            out.append(test)
+    return out
+
+
+def changed_lines(diff: str) -> dict[str, list[int]]:
+    """Per file a unified diff changes: the lines of the new file it adds, and the
+    line after each place it removes lines."""
+    out: dict[str, list[int]] = {}
+    lines = diff.splitlines()
+    path, line, i = None, 0, 0
+    while i < len(lines):
+        text = lines[i]
+        if text.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            new = lines[i + 1][4:].rstrip("\t")
+            path = new[2:] if new.startswith("b/") else None
+            i += 2
+            continue
+        if text.startswith("@@"):
+            m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", text)
+            line = int(m.group(1)) if m else 0
+        elif path and line:
+            if text.startswith("+"):
+                out.setdefault(path, []).append(line)
+                line += 1
+            elif text.startswith("-"):
+                out.setdefault(path, []).append(line)
+            elif text.startswith(" "):
+                line += 1
+        i += 1
+    return out
 
 
 def _run(root: Path, command: list[str] | str, timeout: float, box: sandboxing.Sandbox,
@@ -158,7 +236,7 @@ def _collected_nothing(run: testrun.TestRun) -> bool:
 
 def _widened(selection: Selection, command: list[str] | str) -> tuple[Selection, list[str]]:
     return selection.model_copy(update={
-        "command": ctx.shown_command(command), "files": [],
+        "command": ctx.shown_command(command), "files": [], "slow": [],
         "note": "the related test files hold no test that runs here: the whole suite runs"}), []
 
 
@@ -253,9 +331,12 @@ def _stop_if_broken(run: testrun.TestRun, where: str, *, narrowed: bool = False)
 
 
 def _baseline_line(total: int, failing: list[str], timed_out: bool, seconds: float,
-                   cached: bool, per_test: bool, exit_code: int, left_out: int) -> str:
+                   cached: bool, per_test: bool, exit_code: int, left_out: int,
+                   slow: int = 0) -> str:
     took = "from the cache" if cached else f"{seconds:.0f} s"
     extra = f"; {left_out} inferred file(s) left out, over related_budget" if left_out else ""
+    if slow:
+        extra += f"; {slow} slow test(s) stopped at related_budget, left out unless edited"
     if timed_out:
         return f"baseline: timed out after {seconds:.0f} s ({total} tests done){extra}"
     if not per_test:

@@ -154,6 +154,8 @@ def _tests(r: dict[str, Any]) -> Panel:
         lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
     for f in selection.get("left_out") or []:
         lines.append(escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}"))
+    for test in selection.get("slow") or []:
+        lines.append(escape(f"  left out {test}: over related_budget on the base commit"))
     if selection.get("note"):
         lines.append(escape(f"  {selection['note']}"))
     if r.get("timeout"):

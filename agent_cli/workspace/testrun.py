@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, ClassVar, Literal
 from uuid import uuid4
@@ -97,6 +97,9 @@ class TestRun(BaseModel):
     """A baseline served from the cache (nothing ran now)."""
     unfinished: list[str] = []
     """Of a baseline's selected files, those a timeout cut short or kept from running."""
+    over_budget: list[str] = []
+    """Tests stopped at the per-test budget (`test_budget`; pytest with the detected
+    command): their outcome is unknown, and they are not in `tests`."""
 
 
 class TestVerdict(BaseModel):
@@ -213,11 +216,15 @@ def run_tests(
     output_cap: int = 200_000,
     sandbox: Sandbox | None = None,
     on_start: Callable[[Process], None] | None = None,
+    test_budget: float | None = None,
+    keep: Sequence[str] = (),
 ) -> TestRun:
     """Run `command` in `root` through `sandbox` and collect the result. Never raises
     for a failing or hanging suite (that is a `TestRun`); raises `TestCommandNotFound`
     when the program does not exist. `on_start` learns the process as soon as it runs
-    (the pipeline records its group id)."""
+    (the pipeline records its group id). With `test_budget` (seconds; pytest run as
+    a list of words, the detected command) a test body running longer is stopped and
+    listed in `over_budget`, unless `keep` names it."""
     root = Path(root)
     if not root.is_dir():
         raise WorkspaceError(f"cannot run tests: {root} is not a directory")
@@ -228,6 +235,9 @@ def run_tests(
         scratch = Path(tmp)
         instrumented, runner_env = runner.instrument(command, scratch) if runner else (command, {})
         argv, env = _prepare(root, instrumented, scratch if pytest else None, sandbox)
+        if pytest and test_budget and "AGENT_PYTEST_STREAM" in env:
+            env["AGENT_PYTEST_BUDGET"] = f"{test_budget:g}"
+            env["AGENT_PYTEST_KEEP"] = "\n".join(k for k in keep if "\n" not in k)
         for name, value in runner_env.items():  # NODE_OPTIONS: after what the user passes
             env[name] = f"{os.environ[name]} {value}" if (
                 name in sandbox.pass_env and os.environ.get(name)) else value
@@ -240,10 +250,11 @@ def run_tests(
             exit_code, timed_out, output, complete = _execute(
                 proc, timeout, output_cap, whole if runner else None)
             duration = time.monotonic() - start
-            tests = None
+            tests, over_budget = None, []
             if pytest:  # pytest's exact node ids as streamed; else its JUnit report
-                tests = _parse_stream(scratch / "stream.jsonl") or _parse_junit(
-                    scratch / "junit.xml", root)
+                tests, over_budget = _parse_stream(scratch / "stream.jsonl")
+                if tests is None and not over_budget:
+                    tests = _parse_junit(scratch / "junit.xml", root)
             elif runner is not None and complete:  # a cut output could hide a failure
                 whole.seek(0)
                 tests = runner.results(whole.read().decode("utf-8", "replace"), scratch, root)
@@ -261,6 +272,7 @@ def run_tests(
         junit=tests is not None,
         sandbox=proc.confinement.kind,
         sandbox_detail=proc.confinement.detail,
+        over_budget=over_budget,
     )
 
 
@@ -432,14 +444,15 @@ def _parse_junit(path: Path, root: Path) -> list[TestCase] | None:
     return list(by_id.values())
 
 
-def _parse_stream(path: Path) -> list[TestCase] | None:
+def _parse_stream(path: Path) -> tuple[list[TestCase] | None, list[str]]:
     """Results from `_pytest_stream.py`'s lines, as JUnit would give them: a failed or
     skipped setup decides the test; else its call, made worse by a failing teardown.
-    A test whose call never reported (stopped mid-way) is left out, not passed. None
-    when there are none."""
+    A test whose call never reported (stopped mid-way) is left out, not passed; one
+    stopped at the per-test budget is listed apart. (None when there are no results,
+    the tests stopped at the budget.)"""
     data = _read_report(path, _STREAM_CAP)
     if data is None:
-        return None
+        return None, []
     phases: dict[str, dict[str, tuple[str, str | None]]] = {}
     for line in data.decode("utf-8", "replace").splitlines():
         try:  # the tests can write this file too: take nothing on trust
@@ -449,12 +462,15 @@ def _parse_stream(path: Path) -> list[TestCase] | None:
                 str(item["outcome"]), _cap(str(message)) if message else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut by the stop, or not ours
-    out = []
+    out, stopped = [], []
     for test_id, seen in phases.items():
+        if seen.get("budget", ("",))[0] == "over_budget" and "collect" not in seen:
+            stopped.append(test_id)
+            continue
         decided = _decide(seen)
         if decided is not None:
             out.append(TestCase(id=test_id, outcome=decided[0], message=decided[1]))  # type: ignore[arg-type]
-    return out or None
+    return (out if out or stopped else None), stopped
 
 
 def _read_report(path: Path, cap: int) -> bytes | None:
@@ -542,6 +558,8 @@ def baseline(
     sandbox: Sandbox | None = None,
     on_start: Callable[[Process], None] | None = None,
     files: list[str] | None = None,
+    test_budget: float | None = None,
+    keep: Sequence[str] = (),
 ) -> TestRun:
     """The test command's result on the base commit, run in a temporary worktree that
     is removed afterwards, through the same sandbox as the run's tests.
@@ -552,9 +570,15 @@ def baseline(
     later selection re-runs only files it has not seen. A run that timed out is
     cached too, with its timeout: the same question is not asked again for another
     15 minutes, and a longer timeout asks it anew. A command that did not work at all
-    (`broken_command`) is not cached."""
+    (`broken_command`) is not cached.
+
+    `test_budget` and `keep` (per-file pytest baselines only) stop a test running
+    longer than the budget, as `run_tests` does. A file's entry with such tests serves
+    a later call only if that call allows no more time per test and keeps none of
+    them: a question asked with more patience is asked anew."""
     root = repo_root(repo)
     commit = resolve_commit(root, base_commit)
+    budget = test_budget if files is not None else None
     sandbox = sandbox or Sandbox()
     confinement = sandbox.confinement()
     # What can change a test's outcome: its confinement, the paths it may read, and the
@@ -572,7 +596,7 @@ def baseline(
                              commit)
         try:
             return run_tests(wt.path, command, timeout=timeout, sandbox=sandbox,
-                             on_start=on_start)
+                             on_start=on_start, test_budget=budget, keep=keep)
         finally:
             wt.remove()
 
@@ -586,7 +610,7 @@ def baseline(
                            sandbox=confinement.kind, sandbox_detail=confinement.detail)
         if is_pytest(command) and narrow(command, present) is not None:
             return _baseline_of_files(command, present, key, agent_dir, timeout, fresh,
-                                      confinement)
+                                      confinement, test_budget, keep)
         narrowed = narrow(command, present, root)  # another runner: one cache entry
         if narrowed is not None:
             command, key = narrowed, [*key[:3], narrowed, *key[4:]]
@@ -604,12 +628,13 @@ def baseline(
 def _baseline_of_files(command: list[str] | str, present: list[str], key: list[object],
                        agent_dir: Path, timeout: float,
                        fresh: Callable[[list[str] | str], TestRun],
-                       confinement: Confinement) -> TestRun:
+                       confinement: Confinement, budget: float | None,
+                       keep: Sequence[str]) -> TestRun:
     entries: dict[str, dict[str, object]] = {}
     with open_cache(agent_dir, "baselines") as cache:
         for f in present:
             hit = _usable(cache.get([*key, "file", f]), timeout)
-            if hit is not None:
+            if hit is not None and _within_budget(hit, budget, keep):
                 entries[f] = hit
     misses = [f for f in present if f not in entries]
     run = None
@@ -624,18 +649,21 @@ def _baseline_of_files(command: list[str] | str, present: list[str], key: list[o
         with open_cache(agent_dir, "baselines") as cache:
             for f in misses:
                 mine = [t.model_dump(mode="json") for t in run.tests if _in_file(t.id, f)]
+                slow = [t for t in run.over_budget if _in_file(t, f)]
                 cut = run.timed_out and (not mine or f == last)
                 entry = {"tests": mine, "timed_out": cut, "collected": run.collected or not cut,
-                         "duration_s": run.duration_s}
+                         "duration_s": run.duration_s, "over_budget": slow,
+                         "budget": budget if slow else None}
                 entries[f] = entry
                 # A file without results in a run that ended (-x, --maxfail, a collection
                 # error elsewhere) may simply not have run: not a fact to keep.
-                if mine or cut:
+                if mine or cut or slow:
                     cache.set([*key, "file", f], {**entry, "timeout": timeout})
     tests = [TestCase.model_validate(t) for f in present
              for t in entries[f]["tests"]]  # type: ignore[attr-defined]
     failing = any(t.outcome in _FAILING for t in tests)
     unfinished = [f for f in present if entries[f]["timed_out"]]
+    over_budget = [t for f in present for t in entries[f].get("over_budget") or []]  # type: ignore[attr-defined]
     return TestRun(
         command=narrow(command, present) or command,
         exit_code=run.exit_code if run is not None else int(failing),
@@ -649,7 +677,20 @@ def _baseline_of_files(command: list[str] | str, present: list[str], key: list[o
         sandbox=confinement.kind,
         sandbox_detail=confinement.detail,
         from_cache=run is None,
+        over_budget=over_budget,
     )
+
+
+def _within_budget(entry: dict[str, object], budget: float | None, keep: Sequence[str]) -> bool:
+    """Whether a file's entry answers a call with this per-test budget: it stopped no
+    test, or it stopped them at no less patience than asked now and none of them is
+    one the call keeps whole."""
+    stopped = entry.get("over_budget") or []
+    if not stopped:
+        return True
+    if budget is None or float(entry.get("budget") or 0) < budget:
+        return False
+    return not any(target_matches(t, k) for t in stopped for k in keep)  # type: ignore[attr-defined]
 
 
 def _usable(hit: object, timeout: float) -> dict[str, object] | None:
@@ -709,6 +750,13 @@ def narrow(command: list[str] | str, files: list[str],
     if isinstance(command, str):
         return f"{command} {shlex.join(files)}"
     return [*command, *files]
+
+
+def deselect(command: list[str] | str, ids: Sequence[str]) -> list[str] | str:
+    """A pytest command given as words (the detected one) that skips `ids`."""
+    if not ids or isinstance(command, str) or not is_pytest(command):
+        return command
+    return [*command, *(w for i in ids for w in ("--deselect", i))]
 
 
 def broken_command(run: TestRun, *, narrowed: bool = False) -> str | None:

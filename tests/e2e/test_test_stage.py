@@ -215,3 +215,39 @@ def test_inferred_test_files_over_the_budget_are_left_out_and_said_so(
     result = record(repo, only_run(repo), "run_tests")["output"]
     assert [f["path"] for f in result["selection"]["files"]] == ["tests/test_cart.py"]
     assert "test_totals_slowly" not in result["command"]
+
+
+def test_a_slow_test_the_change_does_not_touch_runs_once_at_most_its_budget(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    """In the change's own test file, a test past related_budget on the base commit is
+    stopped there and left out of the run on the change, unless the change edits it.
+    Before: the 20 s test ran whole twice (base and worktree), 40 s of a 45 s run."""
+    with (repo / "tests" / "test_cart.py").open("a") as f:
+        f.write("\n\ndef test_a_big_cart_slowly():\n    import time\n    time.sleep(20)\n"
+                "\n\ndef test_edited_slowly():\n    import time\n    time.sleep(4)\n")
+    git(repo, "commit", "-qam", "two slow tests")
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(plan("shopcart/cart.py", "tests/test_cart.py")))
+    server.route(tool="submit_edits", when=write_call_for("tests/test_cart.py"),
+                 reply=tool_reply(edits("tests/test_cart.py", "    time.sleep(4)\n",
+                                        "    time.sleep(1)\n")))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
+    started = time.monotonic()
+    first = agent(["solve", issue(repo)], repo, {**env, "AGENT_RELATED_BUDGET": "1.5"})
+    assert first.returncode == 75, first.stderr + first.stdout
+    assert "2 slow test(s) stopped at related_budget" in first.stdout.replace("\n", " ")
+    done = agent(["approve"], repo, env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert time.monotonic() - started < 35  # the 20 s test never ran whole (before: twice)
+    run_id = only_run(repo)
+    slow, edited = "tests/test_cart.py::test_a_big_cart_slowly", "tests/test_cart.py::test_edited_slowly"
+    baseline = record(repo, run_id, "check_tests")["output"]
+    assert baseline["selection"]["slow"] == [slow, edited]
+    assert baseline["failing"] == [TARGET]  # a stopped test is not a failing one
+    result = record(repo, run_id, "run_tests")["output"]
+    assert result["passed"] and result["selection"]["slow"] == [slow]
+    assert result["command"].endswith(f"--deselect {slow}")
+    assert result["total"] == 7  # the 6 of before and the edited one; not the slow one
+    shown = agent(["inspect", run_id, "--step", "run_tests"], repo, env).stdout
+    assert f"left out {slow}: over related_budget" in shown.replace("\n", "")

@@ -456,7 +456,7 @@ def test_a_stream_a_test_tampered_with_is_read_safely(tmp_path: Path) -> None:
              '{"id": "t.py::b", "when": "call", "outcome": "failed", "message": "' + "x" * 100_000 + '"}',
              '{"id": ["t.py::c"], "when": "call"}', "not json", '{"when": "call"}']
     stream.write_text("\n".join(lines) + "\n" + "z" * (20 << 20))
-    found = {t.id: t for t in _parse_stream(stream) or []}
+    found = {t.id: t for t in _parse_stream(stream)[0] or []}
     assert set(found) == {"t.py::a", "t.py::b"}
     assert found["t.py::a"].message == "123" and len(found["t.py::b"].message or "") <= 4_100
 
@@ -504,3 +504,63 @@ def test_a_runners_results_come_from_its_whole_output_and_new_files_need_no_base
     ran = baseline(repo, head_commit(repo), ["go", "test", "./..."], agent_dir=repo / ".agent",
                    timeout=60, sandbox=UNCONFINED, files=["e/e_test.go"])  # a new file
     assert ran.tests == [] and ran.duration_s == 0.0 and "nothing to compare" in ran.output_tail
+
+
+SLOW_TESTS = """\
+import time
+
+def test_fast():
+    pass
+
+def test_slow_and_stubborn():
+    try:
+        time.sleep(30)
+    except Exception:  # the budget is not an Exception: this cannot swallow it
+        pass
+
+def test_kept():
+    time.sleep(1.5)
+"""
+
+
+def test_a_test_past_its_budget_is_stopped_and_named_unless_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent_cli.workspace.testrun import _within_budget
+
+    repo = project(tmp_path / "p", {"test_slow.py": SLOW_TESTS})
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("SIDE_EFFECT_LOG", str(log))
+    box = Sandbox(mode="off", pass_env=("SIDE_EFFECT_LOG",))
+    base = head_commit(repo)
+    slow, kept = "tests/test_slow.py::test_slow_and_stubborn", "tests/test_slow.py::test_kept"
+
+    def ask(budget: float | None, keep: tuple[str, ...] = (kept,)) -> TestRun:
+        return baseline(repo, base, PYTEST, agent_dir=repo / ".agent", timeout=60, sandbox=box,
+                        files=["tests/test_slow.py"], test_budget=budget, keep=keep)
+
+    started = time.monotonic()
+    first = ask(1.0)
+    assert time.monotonic() - started < 15  # not the 30 s sleep
+    assert first.over_budget == [slow] and not first.timed_out
+    assert {t.id: t.outcome for t in first.tests} == {
+        "tests/test_slow.py::test_fast": "passed", kept: "passed"}  # kept ran its 1.5 s
+    assert ask(1.0).from_cache and ask(0.5).from_cache  # no more patience asked
+    assert log.read_text().count("ran") == 1
+    assert ask(2.0).over_budget == [slow]  # more patience: asked anew
+    assert log.read_text().count("ran") == 2
+    entry = {"over_budget": [slow], "budget": 2.0}
+    assert _within_budget(entry, 1.0, ()) and not _within_budget(entry, None, ())
+    assert not _within_budget(entry, 1.0, ("tests/test_slow.py",))  # to be kept whole: asked anew
+    assert _within_budget({"over_budget": []}, None, ())
+
+
+def test_the_budget_stops_nothing_without_the_stream_or_for_the_run_on_the_change(
+        tmp_path: Path) -> None:
+    repo = project(tmp_path / "p", {"test_slow.py": "import time\n\ndef test_s():\n    time.sleep(1.2)\n"})
+    run = run_tests(repo, PYTEST + ["tests"], sandbox=UNCONFINED)
+    assert run.over_budget == [] and [t.outcome for t in run.tests] == ["passed"]
+    stopped = run_tests(repo, PYTEST + ["tests"], sandbox=UNCONFINED, test_budget=0.3)
+    assert stopped.over_budget == ["tests/test_slow.py::test_s"] and stopped.tests == []
+    as_text = run_tests(repo, f"{sys.executable} -m pytest -q tests", sandbox=UNCONFINED,
+                        test_budget=0.3)  # the user's own command line: no plugin, no budget
+    assert as_text.over_budget == [] and [t.outcome for t in as_text.tests] == ["passed"]
