@@ -67,7 +67,9 @@ class Settings(BaseModel):
         "those, then the whole suite when they pass.")
     related_budget: float = Field(
         default=15, gt=0, description="Seconds of base-commit test time for inferred test "
-        "files (by name, imports, history); the changed and target ones always run.")
+        "files (by name, imports, history); the changed and target ones always run. Also "
+        "the longest one test may run there: a slower one the change does not edit is "
+        "left out.")
     test_output_cap: int = Field(default=200_000, gt=0, description="Bytes of test output kept.")
     api_key: SecretStr | None = Field(default=None, description="Anthropic API key.")
     base_url: str | None = Field(
