@@ -1,0 +1,141 @@
+"""What a person sees while a run goes (issue 15), through real `agent` processes.
+
+Plain mode (stderr a pipe) prints each line as its event happens, not when the first
+model call returns; a model call's retries are shown as they happen; a test stage
+whose tests fail says so with its counts. On a terminal (a pty), the live view keeps
+redrawing, so a step's elapsed time ticks while the model is thinking, and it stays
+live under NO_COLOR; a failing test step ends ✗.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e import scenario
+from tests.e2e.scenario import ANALYSIS, BUGGY, WRONG, edits, issue, plan
+from tests.fakes.anthropic_server import FakeAnthropic, delay, error_reply, tool_reply
+
+
+def _script_failing_tests(server: FakeAnthropic) -> None:
+    """A plan and an edit that makes the target test fail (WRONG: x100 the discount)."""
+    server.route(tool="submit_plan", reply=tool_reply(plan()))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, WRONG)))
+
+
+def _read_line(stream: int, timeout: float) -> str:
+    """One line from a pipe's file descriptor, or '' when none came in `timeout` s."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return ""
+        chunk = os.read(stream, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+def test_plain_mode_prints_each_line_as_it_happens(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    """The first line arrives while the first model call is still held by the server."""
+    server.route(tool="submit_analysis", reply=delay(30, tool_reply(ANALYSIS)))
+    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "solve", issue(repo)],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        server.wait_for_requests(1, timeout=60, tool="submit_analysis")
+        line = _read_line(proc.stderr.fileno(), timeout=10)
+        assert line == "analyze_issue: started\n"
+        (held,) = server.find(tool="submit_analysis")
+        assert held.status is None, "the line must come before the model call returns"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_plain_mode_shows_retries_and_failing_tests_with_counts(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    server.route(tool="submit_analysis", replies=[
+        error_reply(529, retry_after_ms=300), tool_reply(ANALYSIS)])
+    _script_failing_tests(server)
+    proc = scenario.agent(["solve", issue(repo), "--auto-approve", "--max-attempts", "0"],
+                          repo, env)
+    assert proc.returncode == 75, proc.stderr
+    lines = proc.stderr.splitlines()
+    retry = [ln for ln in lines if "retry" in ln]
+    assert retry and re.fullmatch(r"analyze_issue: overloaded \(529\), retry 1/\d in 0\.3 s",
+                                  retry[0]), proc.stderr
+    assert lines.index(retry[0]) < lines.index(next(ln for ln in lines if
+                                                     ln.startswith("analyze_issue: done")))
+    # The tests of the change: 6 ran, the target failed; not "done".
+    (tests_line,) = [ln for ln in lines if ln.startswith("run_tests: ")
+                     and "started" not in ln and "so far" not in ln]
+    assert re.fullmatch(r"run_tests: tests failed in [\d.]+s \(6 tests ran, 1 failed\), "
+                        r"0 tokens, \$0\.0000", tests_line), proc.stderr
+    events = [json.loads(ln) for ln in (repo / ".agent" / "runs" / scenario.only_run(repo)
+                                        / "events.jsonl").read_text().splitlines()]
+    (retried,) = [e for e in events if e["event"] == "model_retry"]
+    assert (retried["key"], retried["status"], retried["attempt"]) == ("analyze_issue", 529, 1)
+    (finished,) = [e for e in events if e["event"] == "tests_finished"]
+    assert (finished["passed"], finished["ran"], finished["failed"]) == (False, 6, 1)
+
+
+def _run_on_pty(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+                ) -> tuple[int, str, list[tuple[float, str]]]:
+    """`agent ARGS` with stdout and stderr on a pseudo-terminal: (exit code, everything
+    it wrote, and each chunk with when it was read)."""
+    leader, follower = pty.openpty()
+    chunks: list[tuple[float, str]] = []
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "agent_cli", *args], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+        os.close(follower)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if not ready:
+                continue
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append((time.monotonic(), data.decode("utf-8", "replace")))
+        proc.wait(timeout=30)
+        return proc.returncode, "".join(c for _, c in chunks), chunks
+    finally:
+        os.close(leader)
+
+
+def test_live_view_ticks_shows_retries_and_ends_failing_tests_with_a_cross(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    """On a terminal with NO_COLOR set (the scenario's env): still the live view."""
+    server.route(tool="submit_analysis", replies=[
+        error_reply(529, retry_after_ms=1500), delay(2.5, tool_reply(ANALYSIS))])
+    _script_failing_tests(server)
+    env = {**env, "TERM": "xterm-256color", "COLUMNS": "160", "NO_COLOR": "1"}
+    code, out, _ = _run_on_pty(["solve", issue(repo), "--auto-approve", "--max-attempts", "0"],
+                               repo, env)
+    assert code == 75, out[-3000:]
+    assert "\x1b[" in out, "not the live view"
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", out), "NO_COLOR: no colour codes"
+    # The elapsed time of analyze_issue ticked while the model was answering (4 s in all).
+    shown = [float(s) for s in re.findall(r"analyze_issue\s+(\d+\.\d)s", out)]
+    assert any(0.5 <= s <= 3.0 for s in shown), shown
+    assert "overloaded (529), retry 1/" in out
+    # The last frame: the failing test step is ✗ with its counts, the others ✓.
+    final = out[out.rfind("analyze_issue") - 20:]
+    assert re.search(r"✓\s+analyze_issue", final), final[-2000:]
+    assert re.search(r"✗\s+run_tests\s.*6 tests ran, 1 failed", final), final[-2000:]
+    assert not re.search(r"✓\s+run_tests", final)
