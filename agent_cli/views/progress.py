@@ -43,7 +43,7 @@ class _Line:
         self.tests: tuple[int, int] | None = None  # (ran, failed) so far
         self.index: tuple[int, int] | None = None  # (files parsed, files to parse)
         self.verdict: dict[str, Any] | None = None  # tests_finished
-        self.said_at = 0.0
+        self.said_at = self.start  # plain mode: counts only for a step that takes a while
 
     def add_call(self, ev: dict[str, Any]) -> None:
         self.retry = ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import select
 import subprocess
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from tests.e2e import scenario
-from tests.e2e.scenario import ANALYSIS, BUGGY, WRONG, edits, issue, plan
+from tests.e2e.scenario import ANALYSIS, BUGGY, WRONG, edits, issue, plan, run_on_pty
 from tests.fakes.anthropic_server import FakeAnthropic, delay, error_reply, tool_reply
 
 
@@ -90,34 +89,6 @@ def test_plain_mode_shows_retries_and_failing_tests_with_counts(
     assert (finished["passed"], finished["ran"], finished["failed"]) == (False, 6, 1)
 
 
-def _run_on_pty(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
-                ) -> tuple[int, str, list[tuple[float, str]]]:
-    """`agent ARGS` with stdout and stderr on a pseudo-terminal: (exit code, everything
-    it wrote, and each chunk with when it was read)."""
-    leader, follower = pty.openpty()
-    chunks: list[tuple[float, str]] = []
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "agent_cli", *args], cwd=cwd, env=env,
-                                stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-        os.close(follower)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1)
-            if not ready:
-                continue
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append((time.monotonic(), data.decode("utf-8", "replace")))
-        proc.wait(timeout=30)
-        return proc.returncode, "".join(c for _, c in chunks), chunks
-    finally:
-        os.close(leader)
-
-
 def test_live_view_ticks_shows_retries_and_ends_failing_tests_with_a_cross(
         repo: Path, env: dict, server: FakeAnthropic) -> None:
     """On a terminal with NO_COLOR set (the scenario's env): still the live view."""
@@ -125,7 +96,7 @@ def test_live_view_ticks_shows_retries_and_ends_failing_tests_with_a_cross(
         error_reply(529, retry_after_ms=1500), delay(2.5, tool_reply(ANALYSIS))])
     _script_failing_tests(server)
     env = {**env, "TERM": "xterm-256color", "COLUMNS": "160", "NO_COLOR": "1"}
-    code, out, _ = _run_on_pty(["solve", issue(repo), "--auto-approve", "--max-attempts", "0"],
+    code, out, _ = run_on_pty(["solve", issue(repo), "--auto-approve", "--max-attempts", "0"],
                                repo, env)
     assert code == 75, out[-3000:]
     assert "\x1b[" in out, "not the live view"
