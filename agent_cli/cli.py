@@ -288,8 +288,11 @@ def locate(
 ) -> None:
     """Rank the files and symbols of a repository for an issue; no model call."""
     from agent_cli.search import locate_issue
+    from agent_cli.search.index import reporting
+    from agent_cli.views.progress import IndexBar
 
-    result = locate_issue(issue, repo=repo, top=top)
+    with IndexBar() as bar, reporting(bar):
+        result = locate_issue(issue, repo=repo, top=top)
     if as_json:
         _print_json(result.model_dump(mode="json"))
     else:

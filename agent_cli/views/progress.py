@@ -227,5 +227,39 @@ class LiveProgress(PlainProgress):
         self.live.refresh()
 
 
+class IndexBar:
+    """`agent locate`'s progress while a cold index is built: a transient bar on a
+    terminal, one line otherwise (and nothing for a small or a cached index)."""
+
+    def __init__(self) -> None:
+        self.out = console(stderr=True)
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> IndexBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < PLAIN_INDEX_MIN:
+            return
+        if not is_live():
+            if done == 0:
+                self.out.print(f"indexing the repository: {total:,} files to parse",
+                               markup=False, highlight=False)
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("files parsed"), console=self.out, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("index", total=total)
+        self.bar.update(self.task, completed=done)
+
+
 def progress() -> PlainProgress:
     return LiveProgress() if is_live() else PlainProgress()

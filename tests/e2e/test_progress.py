@@ -110,3 +110,27 @@ def test_live_view_ticks_shows_retries_and_ends_failing_tests_with_a_cross(
     assert re.search(r"✓\s+analyze_issue", final), final[-2000:]
     assert re.search(r"✗\s+run_tests\s.*6 tests ran, 1 failed", final), final[-2000:]
     assert not re.search(r"✓\s+run_tests", final)
+
+
+def test_locate_shows_a_bar_while_a_cold_index_is_parsed(tmp_path: Path) -> None:
+    repo = tmp_path / "big"
+    (repo / "pkg").mkdir(parents=True)
+    for i in range(240):
+        (repo / "pkg" / f"mod{i}.py").write_text(f"def handler_{i}(request):\n    return {i}\n")
+    (tmp_path / "ISSUE.md").write_text("# handler_7 returns the wrong number\n")
+    scenario.git(repo, "init", "-q", "-b", "main")
+    scenario.git(repo, "add", "-A")
+    scenario.git(repo, "-c", "user.name=T", "-c", "user.email=t@e.x", "commit", "-q", "-m", "i")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "ANTHROPIC_"))}
+    env.update(PYTHONPATH=str(scenario.REPO), TERM="xterm-256color", COLUMNS="120")
+    env.pop("NO_COLOR", None)
+    code, out, _ = run_on_pty(["locate", str(tmp_path / "ISSUE.md")], repo, env)
+    assert code == 0, out
+    bare = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert re.search(r"indexing ━+\s+240/240 files parsed", bare), bare[:2000]
+    assert "pkg/mod7.py" in out
+    warm = scenario.agent(["locate", str(tmp_path / "ISSUE.md")], repo, env)
+    assert warm.returncode == 0 and "indexing" not in warm.stderr, warm.stderr
+    (repo / ".agent").rename(tmp_path / "old-agent-dir")  # cold again, stderr a pipe
+    plain = scenario.agent(["locate", str(tmp_path / "ISSUE.md")], repo, env)
+    assert plain.stderr == "indexing the repository: 240 files to parse\n", plain.stderr
