@@ -30,7 +30,7 @@ def transcript(run: Run, step: str | None = None) -> dict[str, Any]:
         chosen = every
     data = run.load()
     return {"run_id": run.id, "issue": (data.get("issue") or {}).get("title", ""),
-            "calls": [_entry(c) for c in chosen]}
+            "parent": data.get("parent"), "calls": [_entry(c) for c in chosen]}
 
 
 def _entry(call: dict[str, Any]) -> dict[str, Any]:

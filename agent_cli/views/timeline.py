@@ -105,7 +105,7 @@ def render_step(record: dict[str, Any], answers: list[dict[str, Any]] | None = N
             out.print(escape(line))
     elif name == "create_plan":
         out.print(_plan(output))
-    elif name.startswith("run_tests"):
+    elif name == "run_tests":
         out.print(_tests(output))
     elif name == "check_tests":
         out.print(_baseline(output))

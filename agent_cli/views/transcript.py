@@ -28,6 +28,10 @@ HEADINGS = 12  # collapsed: at most this many heading lines per block
 def render_transcript(t: dict[str, Any], full: bool = False) -> None:
     out = console()
     out.print(escape(f"run {t['run_id']} — {t['issue']} — {len(t['calls'])} model call(s)"))
+    parent = t.get("parent") or {}
+    if parent.get("run_id"):
+        out.print(escape(f"replayed from {parent['run_id']} at {parent.get('from_step')}: the "
+                         f"calls of the steps before it are in: agent show {parent['run_id']}"))
     step = None
     for call in t["calls"]:
         if call["step"] != step:
