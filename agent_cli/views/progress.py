@@ -68,7 +68,8 @@ class _Line:
             ran, failed = self.tests
         else:
             return ""
-        return f"{ran} test{'s' if ran != 1 else ''} ran, {failed} failed"
+        late = ", timed out" if (self.verdict or {}).get("timed_out") else ""
+        return f"{ran} test{'s' if ran != 1 else ''} ran, {failed} failed{late}"
 
 
 def retry_text(ev: dict[str, Any]) -> str:
@@ -128,7 +129,8 @@ class PlainProgress:
             if kind == "step_failed":
                 self._say(f"{key}: failed in {took}, {spent}")  # the error comes last, once
             elif line.tests_failed:
-                self._say(f"{key}: tests failed in {took} ({line.counts()}), {spent}")
+                what = "timed out" if (line.verdict or {}).get("timed_out") else "failed"
+                self._say(f"{key}: tests {what} in {took} ({line.counts()}), {spent}")
             else:
                 counts = f" ({line.counts()})" if line.verdict else ""
                 self._say(f"{key}: done in {took}{counts}, {spent}")
