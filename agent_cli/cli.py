@@ -209,9 +209,25 @@ def inspect(
         raise UsageError(f"run {found.id} has no step {step!r}", hint=f"its steps: {keys}")
     if as_json:  # the artifact itself; a wait's question and answer
         return _print_json(record.get("output") if record.get("kind") == "step" else record)
+    from agent_cli.pipeline.transcript import answers
     from agent_cli.views.timeline import render_step
 
-    render_step(record)
+    render_step(record, answers(found, record["key"]))
+
+
+@app.command()
+def show(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    step: Annotated[str | None, typer.Option(help="Only this step's model calls.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Everything the model was shown, "
+                                       "not only the headings.")] = False,
+) -> None:
+    """The conversation of a run: per model call, what the model was shown and what it answered."""
+    from agent_cli.pipeline.transcript import transcript
+    from agent_cli.views.transcript import render_transcript
+
+    render_transcript(transcript(_store(repo).resolve(run), step), full=full)
 
 
 @app.command()
@@ -272,8 +288,11 @@ def locate(
 ) -> None:
     """Rank the files and symbols of a repository for an issue; no model call."""
     from agent_cli.search import locate_issue
+    from agent_cli.search.index import reporting
+    from agent_cli.views.progress import IndexBar
 
-    result = locate_issue(issue, repo=repo, top=top)
+    with IndexBar() as bar, reporting(bar):
+        result = locate_issue(issue, repo=repo, top=top)
     if as_json:
         _print_json(result.model_dump(mode="json"))
     else:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         flow,
         fork,
         note,
+        progress,
         wait,
     )
     from agent_cli.durable.errors import (
@@ -60,6 +61,7 @@ _HOME = {
     "flow": "engine",
     "fork": "engine",
     "note": "engine",
+    "progress": "engine",
     "wait": "engine",
     "AgentError": "errors",
     "CorruptRecord": "errors",
@@ -98,6 +100,7 @@ __all__ = [
     "flow",
     "fork",
     "note",
+    "progress",
     "wait",
 ]
 

@@ -491,6 +491,17 @@ def emit(kind: str, **fields: Any) -> None:
         ex.emit(kind, **fields)
 
 
+def progress(kind: str, **fields: Any) -> None:
+    """Tell whoever watches the running flow how far a step has got (tests run, files
+    indexed). Not written to the timeline: it changes many times a second and says
+    nothing the step's record will not say. No-op outside a flow."""
+    ex = _current.get()
+    if ex is not None and ex.on_event is not None:
+        if ex.step is not None:
+            fields.setdefault("key", ex.step.key)
+        ex.on_event({"event": kind, **fields})
+
+
 @dataclass
 class Outcome:
     """How an execution ended."""

@@ -8,10 +8,18 @@ timeouts, with backoff and `retry-after`. We do not stream, so there is no
 overloaded error arriving mid-stream to retry ourselves. Every SDK error becomes
 one of ours, with a message that names the cause and what to do.
 `ReplayTransport` serves the responses a run recorded, by step key and call index.
+
+Retries are shown as they happen ("overloaded, retry 2/4 in 4 s"): the SDK retries
+inside one `create` call and tells nobody but its debug log, so the client here is a
+subclass whose `_sleep_for_retry` (the SDK's method that computes the wait and
+sleeps) reports each retry to `on_retry` first. With an SDK without that method the
+retries still happen, only unseen.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,16 +57,23 @@ class Connection:
     max_retries: int = 4
 
 
+RetryHook = Callable[[dict[str, Any]], None]
+
+# What a retried status means to a person watching.
+_RETRY_REASONS = {408: "request timeout", 409: "conflict", 429: "rate limited",
+                  529: "overloaded"}
+
+
 class AnthropicTransport:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, on_retry: RetryHook | None = None) -> None:
         self.conn = conn
+        self.on_retry = on_retry
         self._client: Any = None
 
     def _sdk(self) -> Any:
         if self._client is None:
-            import anthropic
-
-            self._client = anthropic.Anthropic(
+            self._client = _client_class()(
+                on_retry=self.on_retry,
                 api_key=self.conn.api_key,
                 base_url=self.conn.base_url,
                 timeout=self.conn.timeout,
@@ -90,6 +105,36 @@ class AnthropicTransport:
         message = raw.parse()
         return Sent(response=message.model_dump(mode="json", exclude_none=False),
                     retries=raw.retries_taken)
+
+
+def _client_class() -> type:
+    import anthropic
+
+    class Client(anthropic.Anthropic):
+        def __init__(self, *, on_retry: RetryHook | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._on_retry = on_retry
+
+        def _sleep_for_retry(self, *, retries_taken: int, max_retries: int, options: Any,
+                             response: Any, **rest: Any) -> None:
+            headers = response.headers if response is not None else None
+            wait = self._calculate_retry_timeout(max_retries - retries_taken, options, headers)
+            if self._on_retry is not None:
+                self._on_retry({"attempt": retries_taken + 1, "max_retries": max_retries,
+                                "delay_s": round(wait, 2), **retry_cause(response)})
+            time.sleep(wait)
+
+    return Client
+
+
+def retry_cause(response: Any) -> dict[str, Any]:
+    """The status and a few words on why a request is retried (None: no response,
+    the connection failed or timed out)."""
+    if response is None:
+        return {"status": None, "reason": "no response (connection failed or timed out)"}
+    status = int(response.status_code)
+    reason = _RETRY_REASONS.get(status) or ("server error" if status >= 500 else "error")
+    return {"status": status, "reason": reason}
 
 
 def _status_error(exc: Any, request: dict[str, Any], step: str, conn: Connection) -> Exception:

@@ -234,8 +234,14 @@ class ModelService:
                 path = Path(ref) if "/" in ref else self.runs_dir / ref
                 self._transports[model_name] = ReplayTransport(path, model_name)
             else:
-                self._transports[model_name] = AnthropicTransport(self.conn)
+                self._transports[model_name] = AnthropicTransport(self.conn, _announce_retry)
         return self._transports[model_name]
+
+
+def _announce_retry(info: dict[str, Any]) -> None:
+    """A retry the SDK is about to wait for, on the run's timeline as it happens."""
+    step = durable.current_step()
+    durable.emit("model_retry", key=step.key if step else "", **info)
 
 
 def _granted(run: durable.Run) -> float:

@@ -84,8 +84,14 @@ def analyze_issue(issue: Issue, repo_context: str) -> AnalysisPlan:
 
 @durable.checkpoint
 def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> ExplorationResult:
-    return ctx.explore(issue, analysis, repo, top=number_setting("locate_top", 10),
-                       budget=number_setting("context_tokens", 30_000))
+    from agent_cli.search import index
+
+    def parsed(done: int, total: int) -> None:  # a cold index: files parsed of files
+        durable.progress("index_progress", done=done, total=total)
+
+    with index.reporting(parsed):
+        return ctx.explore(issue, analysis, repo, top=number_setting("locate_top", 10),
+                           budget=number_setting("context_tokens", 30_000))
 
 
 @durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)

@@ -138,6 +138,10 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience:
     timeout_in = "tests" if now.timed_out else (
         "baseline" if before.timed_out and not verdict.passed else None)
     counted = {t.id for t in verdict.new_failures} | set(verdict.failing_targets)
+    durable.emit("tests_finished", key=durable.current_step().key,  # type: ignore[union-attr]
+                 passed=verdict.passed, ran=len(now.tests),
+                 failed=sum(t.outcome in ("failed", "error") for t in now.tests),
+                 counted=len(counted), timed_out=now.timed_out)
     return TestResult(
         passed=verdict.passed, command=selection.command, exit_code=now.exit_code,
         timed_out=now.timed_out, seconds=now.duration_s, total=len(now.tests),
@@ -158,7 +162,8 @@ def _baseline(repo: RepoRef, command: list[str] | str, files: list[str], timeout
     return testrun.baseline(Path(repo.path), repo.base_commit, command, agent_dir=rt().agent_dir,
                             timeout=timeout, sandbox=box, files=files or None,
                             on_start=_record_process("baseline_process"),
-                            test_budget=test_budget, keep=keep or ())
+                            test_budget=test_budget, keep=keep or (),
+                            on_progress=_tests_progress("baseline"))
 
 
 def untouched(slow: list[str], diff: str, targets: list[str], root: Path) -> list[str]:
@@ -225,7 +230,14 @@ def _run(root: Path, command: list[str] | str, timeout: float, box: sandboxing.S
          label: str) -> testrun.TestRun:
     return testrun.run_tests(root, command, timeout=timeout,
                              output_cap=number_setting("test_output_cap", 200_000),
-                             sandbox=box, on_start=_record_process(label))
+                             sandbox=box, on_start=_record_process(label),
+                             on_progress=_tests_progress("worktree"))
+
+
+def _tests_progress(where: str) -> Callable[[int, int], None]:
+    def tell(ran: int, failed: int) -> None:
+        durable.progress("tests_progress", where=where, ran=ran, failed=failed)
+    return tell
 
 
 def _collected_nothing(run: testrun.TestRun) -> bool:

@@ -11,15 +11,27 @@ from rich.console import Console
 
 @cache
 def console(stderr: bool = False) -> Console:
+    """stdout: what a command renders, plain (no escape codes at all) when it is not
+    a terminal, TERM=dumb or NO_COLOR. stderr: the live progress, which redraws itself
+    on a terminal whatever NO_COLOR says; NO_COLOR (https://no-color.org) takes its
+    colours away, nothing else."""
     stream = sys.stderr if stderr else sys.stdout
-    plain = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
-    # Not a terminal or NO_COLOR: no colors, no cursor movement, no wrapping surprises.
-    return Console(file=stream, no_color=plain, force_terminal=False if plain else None,
-                   highlight=False, width=120 if plain else None)
+    no_color = bool(os.environ.get("NO_COLOR"))
+    plain = not _terminal(stream) or (no_color and not stderr)
+    # Plain: no colors, no cursor movement, no wrapping surprises.
+    return Console(file=stream, no_color=plain or no_color,
+                   force_terminal=False if plain else None, highlight=False,
+                   width=120 if plain else None)
+
+
+def _terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
 def is_live() -> bool:
-    return not os.environ.get("NO_COLOR") and sys.stderr.isatty()
+    """Whether progress may redraw itself: stderr is a terminal that can move the cursor."""
+    return _terminal(sys.stderr)
 
 
 def money(value: float | None, unknown: bool = False) -> str:

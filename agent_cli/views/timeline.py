@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agent_cli.views.common import console, money, seconds, tokens
 
@@ -60,8 +62,12 @@ def render_timeline(t: dict[str, Any]) -> None:
         out.print(f"{run['status']}: {escape(run['reason'])}")
 
 
-def render_step(record: dict[str, Any]) -> None:
+def render_step(record: dict[str, Any], answers: list[dict[str, Any]] | None = None) -> None:
+    """A step's artifact as text (`--json` prints the data). `answers`: what the model
+    submitted in the step (the call journal), for what the artifact does not keep."""
     from rich.syntax import Syntax  # pygments: only for a step's artifact
+
+    from agent_cli.views import transcript
 
     out = console()
     output = record.get("output")
@@ -73,12 +79,24 @@ def render_step(record: dict[str, Any]) -> None:
                         title="error", border_style="red"))
     if record.get("kind") == "wait":
         out.print(escape(record.get("question", "")))
-        out.print_json(json.dumps({"metadata": record.get("metadata"), "answer": record.get("answer")},
-                             ))
+        out.print(_wait(record))
         return
     if not isinstance(output, dict):
         out.print_json(json.dumps(output))
+    elif name == "analyze_issue":
+        out.print(transcript.analysis(output))
+    elif name == "explore_codebase":
+        out.print(_exploration(output))
     elif name in ("write_code", "fix_code"):
+        said = [a["input"] for a in answers or []]
+        for a in said:
+            why = a.get("explanation") or a.get("note")
+            if why and name == "fix_code":
+                out.print(Text.assemble(("explanation: ", "bold"), why))
+            elif why:
+                out.print(Text.assemble((f"note on {_paths(a)}: ", "bold"), why))
+        if not said and output.get("notes"):  # a step copied from another run
+            out.print(Text.assemble(("notes: ", "bold"), "\n".join(output["notes"])))
         out.print(Syntax(output.get("diff") or "(no change)", "diff", background_color="default"))
         for e in output.get("edits", []):
             if not e["applied"]:
@@ -89,6 +107,8 @@ def render_step(record: dict[str, Any]) -> None:
         out.print(_plan(output))
     elif name == "run_tests":
         out.print(_tests(output))
+    elif name == "check_tests":
+        out.print(_baseline(output))
     elif name == "create_pr":
         from rich.markdown import Markdown  # markdown-it costs 0.1 s: only when shown
 
@@ -96,6 +116,78 @@ def render_step(record: dict[str, Any]) -> None:
                         title=f"{output['branch']} @ {output['commit'][:12]}"))
     else:
         out.print(Syntax(json.dumps(output, indent=2), "json", background_color="default"))
+
+
+def _paths(answer: dict[str, Any]) -> str:
+    return ", ".join(dict.fromkeys(str(e.get("path")) for e in answer.get("edits") or [])) or "-"
+
+
+def _wait(record: dict[str, Any]) -> Table:
+    table = Table(box=None, padding=(0, 1), show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in (record.get("metadata") or {}).items():
+        if value not in (None, "", [], {}):
+            table.add_row(escape(str(key)), escape(_value(value)))
+    answer = record.get("answer")
+    if answer:
+        said = "yes" if answer.get("approved") else "no"
+        extra = answer.get("comment") or answer.get("reason")
+        table.add_row("answer", escape(said + (f" — {extra}" if extra else "")
+                                       + (f" (by {record.get('answered_by')})"
+                                          if record.get("answered_by") else "")))
+    else:
+        table.add_row("answer", "(not answered yet)")
+    return table
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+def _exploration(e: dict[str, Any]) -> Group:
+    ranked = Table(box=None, padding=(0, 1), show_header=True, header_style="bold",
+                   title="ranked files", title_justify="left")
+    for col in ("#", "file", "score", "why", "symbols"):
+        ranked.add_column(col, overflow="fold", justify="right" if col in ("#", "score") else "left")
+    for i, r in enumerate(e["ranked"], 1):
+        symbols = ", ".join(f"{s['name']}:{s['line']}" for s in r.get("symbols") or [])
+        ranked.add_row(str(i), escape(r["path"]), f"{r['score']:.2f}",
+                       escape("; ".join(r["reasons"])), escape(symbols))
+    shown = Table(box=None, padding=(0, 1), show_header=True, header_style="bold",
+                  title=f"shown to the model (~{tokens(e['tokens'])} tokens)",
+                  title_justify="left")
+    for col in ("file", "how", "tokens", "why"):
+        shown.add_column(col, overflow="fold", justify="right" if col == "tokens" else "left")
+    for f in e["files"]:
+        how = "whole" if f["whole"] else ", ".join(
+            f"{a}-{b}" for a, b in f.get("ranges") or []) or "outline"
+        shown.add_row(escape(f["path"]), escape(how), tokens(f["tokens"]), escape(f["why"]))
+    parts: list[Any] = [ranked, Text(""), shown]
+    if e.get("neighbours"):
+        parts.append(Text("import neighbours: " + ", ".join(e["neighbours"])))
+    parts.append(Text(f"searched in {seconds(e['seconds'])}", style="dim"))
+    return Group(*parts)
+
+
+def _baseline(b: dict[str, Any]) -> Panel:
+    lines = [escape(b["summary"])]
+    if b.get("sandbox"):
+        lines.append(escape(f"sandbox: {b['sandbox']}"))
+    selection = b.get("selection") or {}
+    lines.append(escape(f"command: {selection.get('command', '')}"))
+    for f in selection.get("files") or []:
+        lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
+    for f in selection.get("left_out") or []:
+        lines.append(escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}"))
+    if selection.get("note"):
+        lines.append(escape(f"  {selection['note']}"))
+    lines += [f"[yellow]already failing: {escape(t)}[/]" for t in b.get("failing") or []]
+    return Panel("\n".join(lines), title="tests on the base commit")
 
 
 def shown_lines(views: list[dict[str, Any]]) -> list[str]:

@@ -218,13 +218,16 @@ def run_tests(
     on_start: Callable[[Process], None] | None = None,
     test_budget: float | None = None,
     keep: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> TestRun:
     """Run `command` in `root` through `sandbox` and collect the result. Never raises
     for a failing or hanging suite (that is a `TestRun`); raises `TestCommandNotFound`
     when the program does not exist. `on_start` learns the process as soon as it runs
-    (the pipeline records its group id). With `test_budget` (seconds; pytest run as
-    a list of words, the detected command) a test body running longer is stopped and
-    listed in `over_budget`, unless `keep` names it."""
+    (the pipeline records its group id); `on_progress(ran, failed)` hears how many
+    tests have finished, as pytest streams them (other runners: not at all). With
+    `test_budget` (seconds; pytest run as a list of words, the detected command) a
+    test body running longer is stopped and listed in `over_budget`, unless `keep`
+    names it."""
     root = Path(root)
     if not root.is_dir():
         raise WorkspaceError(f"cannot run tests: {root} is not a directory")
@@ -247,8 +250,13 @@ def run_tests(
             on_start(proc)
         # Outside the sandbox (its /tmp is private) and unlinked: no test can touch it.
         with tempfile.TemporaryFile() as whole:
+            counter = _Counter(scratch / "stream.jsonl", on_progress) if (
+                pytest and on_progress is not None) else None
             exit_code, timed_out, output, complete = _execute(
-                proc, timeout, output_cap, whole if runner else None)
+                proc, timeout, output_cap, whole if runner else None,
+                counter.poll if counter else None)
+            if counter is not None:
+                counter.poll()
             duration = time.monotonic() - start
             tests, over_budget = None, []
             if pytest:  # pytest's exact node ids as streamed; else its JUnit report
@@ -334,16 +342,17 @@ def _start(sandbox: Sandbox, argv: list[str], root: Path, scratch: Path,
         ) from exc
 
 
-def _execute(proc: Process, timeout: float, cap: int,
-             whole: IO[bytes] | None = None) -> tuple[int, bool, str, bool]:
-    """(exit code, timed out, the capped output, whether `whole` got all of it)."""
+def _execute(proc: Process, timeout: float, cap: int, whole: IO[bytes] | None = None,
+             tick: Callable[[], None] | None = None) -> tuple[int, bool, str, bool]:
+    """(exit code, timed out, the capped output, whether `whole` got all of it).
+    `tick` is called about twice a second while the command runs."""
     buffer = _CappedBuffer(cap, whole)
     reader = threading.Thread(target=buffer.drain, args=(proc.popen.stdout,), daemon=True)
     reader.start()
     timed_out = False
     try:
         try:
-            proc.popen.wait(timeout=timeout)
+            _wait(proc, timeout, tick)
         except subprocess.TimeoutExpired:
             timed_out = True
             proc.interrupt()
@@ -364,6 +373,59 @@ def _execute(proc: Process, timeout: float, cap: int,
         proc.close()
     reader.join(timeout=5)
     return proc.popen.returncode, timed_out, buffer.text(), buffer.whole_complete
+
+
+def _wait(proc: Process, timeout: float, tick: Callable[[], None] | None) -> None:
+    if tick is None:
+        proc.popen.wait(timeout=timeout)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            proc.popen.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            tick()
+
+
+class _Counter:
+    """Counts the tests that finished (and failed) so far from the lines the pytest
+    plugin streams, reading only what was appended since the last poll. For the eyes
+    only: the tests can write that file too, and the verdict never comes from here."""
+
+    def __init__(self, path: Path, report: Callable[[int, int], None]) -> None:
+        self.path, self.report = path, report
+        self.offset, self.rest = 0, b""
+        self.ran: set[str] = set()
+        self.failed: set[str] = set()
+        self.said = (0, 0)
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(1 << 20)
+        except OSError:
+            return
+        self.offset += len(chunk)
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()
+        for line in lines:
+            try:
+                item = json.loads(line)
+                test_id, when, outcome = str(item["id"]), item["when"], item["outcome"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if when == "call" or outcome != "passed":  # a failed setup decides the test too
+                self.ran.add(test_id)
+            if outcome == "failed":
+                self.failed.add(test_id)
+        counts = (len(self.ran), len(self.failed))
+        if counts != self.said:
+            self.said = counts
+            self.report(*counts)
 
 
 class _CappedBuffer:
@@ -560,6 +622,7 @@ def baseline(
     files: list[str] | None = None,
     test_budget: float | None = None,
     keep: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> TestRun:
     """The test command's result on the base commit, run in a temporary worktree that
     is removed afterwards, through the same sandbox as the run's tests.
@@ -596,7 +659,8 @@ def baseline(
                              commit)
         try:
             return run_tests(wt.path, command, timeout=timeout, sandbox=sandbox,
-                             on_start=on_start, test_budget=budget, keep=keep)
+                             on_start=on_start, test_budget=budget, keep=keep,
+                             on_progress=on_progress)
         finally:
             wt.remove()
 

@@ -27,6 +27,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 Snapshot = dict[str, bytes | None]
 
 ANSI = re.compile(r"\x1b\[")
+PROGRESS = re.compile(r"[a-z_]+(-\d+)?: (started( \(.*\))?|reused( from .*)?|failed in .*)")
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -86,9 +87,11 @@ def expect_usage_error(args: list[str], cwd: Path, env: dict[str, str], *,
     if len(errors) != 1:
         problems.append(f"want exactly one 'error:' line on stderr, got {len(errors)}")
     # One message: nothing before the error line but Typer's own "Usage:/Try"
-    # preamble (no progress chatter about a run that is then discarded).
+    # preamble, and the plain progress lines of a step that was under way when the
+    # service refused its first call (issue 15: each is printed as it happens).
     preamble = [line for line in lines[: lines.index(errors[0])]] if errors else []
-    if any(not line.startswith(("Usage:", "Try ")) for line in preamble):
+    if any(not line.startswith(("Usage:", "Try ")) and not PROGRESS.fullmatch(line)
+           for line in preamble):
         problems.append(f"lines before the error message: {preamble}")
     if ANSI.search(proc.stderr):
         problems.append("ANSI escape codes in the message")

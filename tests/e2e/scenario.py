@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
@@ -163,3 +166,31 @@ def script_happy(server: FakeAnthropic) -> None:
     server.route(tool="submit_plan", reply=tool_reply(plan()))
     server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
     server.route(tool="submit_pr", reply=tool_reply(PR))
+
+
+def run_on_pty(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+                ) -> tuple[int, str, list[tuple[float, str]]]:
+    """`agent ARGS` with stdout and stderr on a pseudo-terminal: (exit code, everything
+    it wrote, and each chunk with when it was read)."""
+    leader, follower = pty.openpty()
+    chunks: list[tuple[float, str]] = []
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "agent_cli", *args], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+        os.close(follower)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if not ready:
+                continue
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append((time.monotonic(), data.decode("utf-8", "replace")))
+        proc.wait(timeout=30)
+        return proc.returncode, "".join(c for _, c in chunks), chunks
+    finally:
+        os.close(leader)

@@ -170,3 +170,19 @@ def test_a_form_feed_does_not_shift_the_lines_after_it() -> None:
     core, detail = analyze("m.py", text)
     assert core["symbols"] == [["first", "function", 1, 2], ["second", "function", 4, 5]]
     assert detail["post"]["special"] == "1,1"  # the body's words belong to `second`
+
+
+def test_a_cold_build_reports_files_parsed_and_a_warm_one_nothing(repo: Path) -> None:
+    """What the progress bar of explore_codebase shows (issue 15): (parsed, to parse)
+    from (0, n) to (n, n) while a cold index is built; nothing when it is cached."""
+    from agent_cli.search import index
+
+    seen: list[tuple[int, int]] = []
+    with index.reporting(lambda done, total: seen.append((done, total))):
+        locate_text("parse headers", repo=repo, top=3)
+        cold = list(seen)
+        locate_text("parse headers", repo=repo, top=3)
+    total = cold[0][1]
+    assert total >= 5 and cold[0] == (0, total) and cold[-1] == (total, total), cold
+    assert [d for d, _ in cold] == sorted(d for d, _ in cold)
+    assert seen == cold, "a warm index parses nothing and reports nothing"
