@@ -92,9 +92,8 @@ def _render(outcome: Outcome, repo: Path, as_json: bool) -> None:
                      "sandbox": reports.sandbox_detail(run, data),
                      "repo_settings": data.get("repo_settings") or {}})
     else:
-        from agent_cli.views.outcome import render_outcome
-
         from agent_cli.pipeline.gate import drift
+        from agent_cli.views.outcome import render_outcome
 
         render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent,
                        reports.sandbox_detail(run, data),

@@ -11,10 +11,11 @@ from agent_cli.pipeline.artifacts import (
     PullRequest,
     RepoRef,
     Stopped,
+    TestBaseline,
+    TestResult,
 )
 from agent_cli.pipeline.context import repo_context
 from agent_cli.pipeline.runtime import number_setting, setting
-from agent_cli.pipeline.artifacts import TestBaseline, TestResult
 from agent_cli.pipeline.stages import (
     analyze_issue,
     create_plan,

@@ -121,8 +121,13 @@ def edit_plan(run: Run, repo: Path) -> PlanDraft | None:
     again or cancel on a terminal; without one it is a `BadPlanEdit` (exit 2)."""
     import click
 
-    from agent_cli.pipeline.gate import BadPlanEdit, current_plan, plan_gate, plan_document
-    from agent_cli.pipeline.gate import read_plan_document
+    from agent_cli.pipeline.gate import (
+        BadPlanEdit,
+        current_plan,
+        plan_document,
+        plan_gate,
+        read_plan_document,
+    )
 
     plan_gate(run)
     plan = current_plan(run)

@@ -55,7 +55,10 @@ class Terminal:
                 return self.text[start:self.seen]
             alive = self._read(0.2)
             if not alive or time.monotonic() > deadline:
-                code = self.proc.poll()
+                try:
+                    code: int | None = self.proc.wait(timeout=0 if alive else 5)
+                except subprocess.TimeoutExpired:
+                    code = None
                 raise AssertionError(f"{wanted!r} not printed (exit {code}); output:\n{self.text}")
 
     def send(self, line: str) -> None:
