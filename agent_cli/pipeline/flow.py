@@ -101,6 +101,7 @@ def gate_metadata(plan: ImplementationPlan, baseline: TestBaseline) -> dict[str,
         "test_left_out": [f.path for f in selection.left_out],
         "test_note": selection.note,
         "baseline": baseline.summary,
+        **({"author": "human"} if plan.author == "human" else {}),
     }
 
 

@@ -81,7 +81,8 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
             body.add_row(line)
         for line in _trust_lines(sandbox, repo_settings):
             body.add_row(line)
-        title = "plan ready for approval"
+        title = "your plan, ready for approval" if meta.get("author") == "human" else \
+            "plan ready for approval"
         approve = f"agent approve {run_id}"
     elif key.startswith("budget"):
         body.add_row(Text(pending.get("question", "")))

@@ -88,6 +88,11 @@ def test_approve_with_a_comment_at_the_terminal_reaches_write_code(
     term = on_terminal(terminals, ["solve", issue(repo)], repo, env)
     term.expect("plan ready for approval")
     term.expect(PROMPT)
+    term.send("d")
+    details = term.expect(PROMPT)
+    assert "done when: FLAT coupons unchanged" in details and "estimate:" in details
+    term.send("x")
+    assert "not a choice: 'x'" in term.expect(PROMPT)
     term.send("a keep FLAT coupons untouched")
     assert term.wait() == 0, term.text
     run_id = only_run(repo)
@@ -148,6 +153,7 @@ def test_edit_at_the_terminal_a_bad_edit_then_a_good_one_becomes_the_plan(
     said = term.expect("[e]dit again or [q] cancel")
     assert "changes[1].action" in said
     term.send("e")
+    term.expect("your plan, ready for approval")
     term.expect("EDITED BY HAND")  # the gate shows the person's plan
     term.expect(PROMPT)
     term.send("a")
@@ -167,8 +173,9 @@ def test_detach_on_a_terminal_and_no_terminal_both_exit_75(
     term = on_terminal(terminals, ["solve", issue(repo), "--detach"], repo, env)
     assert term.wait() == 75, term.text
     assert "plan ready for approval" in term.text and PROMPT not in term.text
-    piped = agent(["revise", only_run(repo), "plan it again"], repo, env)
+    piped = agent(["revise", "plan it again"], repo, env)  # alone: the latest waiting run
     assert piped.returncode == 75, piped.stderr + piped.stdout
+    assert "plan it again" in json.dumps(server.find(tool="submit_plan")[1].body)
     assert PROMPT not in piped.stdout and "plan ready for approval" in piped.stdout
 
 
