@@ -34,6 +34,8 @@ RepoOpt = Annotated[
                        show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+DetachOpt = Annotated[bool, typer.Option(
+    "--detach", help="At the plan gate, do not ask here: exit 75 (as without a terminal).")]
 RunArg = Annotated[
     str | None, typer.Argument(help="Run id or a unique prefix (default: the latest run).",
                                show_default=False)
@@ -60,9 +62,23 @@ def _store(repo: Path) -> RunStore:
     return RunStore(_find_repo(repo) / ".agent")
 
 
-def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
-    """Render how an execution ended and exit with its code."""
+def _finish(outcome: Outcome, repo: Path, as_json: bool, detach: bool = False) -> None:
+    """Render how an execution ended and exit with its code. At the plan gate with a
+    person at the terminal, ask them first (views/gate.py)."""
     from agent_cli.durable import exit_code
+
+    if not (as_json or detach):
+        from agent_cli.views.gate import at_the_gate
+
+        asked = at_the_gate(outcome, repo, lambda o: _render(o, repo, False), _progress)
+        if asked is None:  # left waiting, and told how to come back
+            raise typer.Exit(exit_code(outcome))
+        outcome = asked
+    _render(outcome, repo, as_json)
+    raise typer.Exit(exit_code(outcome))
+
+
+def _render(outcome: Outcome, repo: Path, as_json: bool) -> None:
     from agent_cli.pipeline import reports
 
     run = _store(repo).get(outcome.run_id)
@@ -76,11 +92,12 @@ def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
                      "sandbox": reports.sandbox_detail(run, data),
                      "repo_settings": data.get("repo_settings") or {}})
     else:
+        from agent_cli.pipeline.gate import drift
         from agent_cli.views.outcome import render_outcome
 
         render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent,
-                       reports.sandbox_detail(run, data))
-    raise typer.Exit(exit_code(outcome))
+                       reports.sandbox_detail(run, data),
+                       notes=drift(run) if outcome.status == "waiting" else None)
 
 
 def _progress(as_json: bool) -> Any:
@@ -105,31 +122,75 @@ def solve(
         help="Confine tests with bubblewrap: auto, required or off (default: auto).",
         show_default=False)] = None,
     as_json: JsonOpt = False,
+    detach: DetachOpt = False,
 ) -> None:
-    """Start a run on ISSUE; stops at the approval gate (exit 75) unless auto-approved."""
+    """Start a run on ISSUE; on a terminal, asks at the plan gate; otherwise stops there
+    (exit 75) unless auto-approved."""
     from agent_cli.pipeline import service
 
     flags = {"model": model, "auto_approve": auto_approve or None, "max_cost": max_cost,
              "max_attempts": max_attempts, "test_cmd": test_cmd, "sandbox": sandbox}
     with _progress(as_json) as progress:
         outcome = service.solve(issue, repo=repo, flags=flags, on_event=progress)
-    _finish(outcome, repo, as_json)
+    _finish(outcome, repo, as_json, detach)
 
 
 @app.command()
 def approve(
     run: RunArg = None,
     repo: RepoOpt = Path("."),
-    comment: Annotated[str | None, typer.Option(help="A note recorded with the answer.")] = None,
+    comment: Annotated[str | None, typer.Option(
+        help="At the plan gate: words the model is shown with the plan.")] = None,
     budget: Annotated[float | None, typer.Option(help="USD to add to the run's budget.")] = None,
     as_json: JsonOpt = False,
+    detach: DetachOpt = False,
 ) -> None:
     """Answer the pending wait with yes and continue the run here."""
     from agent_cli.pipeline import service
 
+    if not as_json:
+        from agent_cli.views.gate import drift_of, render_notes
+
+        render_notes(drift_of(service.store_for(repo).resolve(run, waiting=True)), on_approve=True)
     with _progress(as_json) as progress:
         outcome = service.approve(run, repo=repo, comment=comment, budget=budget, on_event=progress)
-    _finish(outcome, repo, as_json)
+    _finish(outcome, repo, as_json, detach)
+
+
+@app.command()
+def revise(
+    run: Annotated[str, typer.Argument(help="Run id or a unique prefix; alone, the feedback "
+                                       "for the latest waiting run.", show_default=False)],
+    feedback: Annotated[str | None, typer.Argument(
+        help="What the plan should do differently.", show_default=False)] = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+    detach: DetachOpt = False,
+) -> None:
+    """Send the plan back: plan again with FEEDBACK, then wait at the gate again."""
+    from agent_cli.pipeline import service
+
+    ref, words = (run, feedback) if feedback is not None else (None, run)
+    with _progress(as_json) as progress:
+        outcome = service.revise(ref, repo=repo, feedback=words, on_event=progress)
+    _finish(outcome, repo, as_json, detach)
+
+
+@app.command()
+def edit(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
+         detach: DetachOpt = False) -> None:
+    """Edit the plan in $VISUAL/$EDITOR; it becomes the run's plan and the gate asks again."""
+    from agent_cli.pipeline import service
+    from agent_cli.views.gate import edit_plan
+
+    found = service.store_for(repo).resolve(run, waiting=True)
+    draft = edit_plan(found, repo)
+    if draft is None:
+        raise UsageError(f"nothing recorded: run {found.id} still waits at its plan gate",
+                         hint=f"approve it as it is with: agent approve {found.id}")
+    with _progress(as_json) as progress:
+        outcome = service.edit(found.id, repo=repo, draft=draft, on_event=progress)
+    _finish(outcome, repo, as_json, detach)
 
 
 @app.command()
@@ -148,13 +209,14 @@ def reject(
 
 
 @app.command()
-def resume(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def resume(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
+           detach: DetachOpt = False) -> None:
     """Continue an interrupted or failed run from where it stopped."""
     from agent_cli.pipeline import service
 
     with _progress(as_json) as progress:
         outcome = service.resume(run, repo=repo, on_event=progress)
-    _finish(outcome, repo, as_json)
+    _finish(outcome, repo, as_json, detach)
 
 
 @app.command()
@@ -170,6 +232,7 @@ def replay(
     test_scope: Annotated[str | None, typer.Option(
         help="related or full.", show_default=False)] = None,
     as_json: JsonOpt = False,
+    detach: DetachOpt = False,
 ) -> None:
     """Fork a new run from STEP of RUN; earlier steps are reused at no cost."""
     from agent_cli.pipeline import service
@@ -179,7 +242,7 @@ def replay(
                                  on_event=progress, model=model, max_attempts=max_attempts,
                                  test_cmd=test_cmd, test_timeout=test_timeout,
                                  test_scope=test_scope)
-    _finish(outcome, repo, as_json)
+    _finish(outcome, repo, as_json, detach)
 
 
 # -- commands that read ----------------------------------------------------------------

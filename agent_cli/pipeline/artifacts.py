@@ -8,9 +8,15 @@ that goes back to the model in a repair turn, not something silently dropped.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from agent_cli.workspace.edits import Edit
 
@@ -139,6 +145,21 @@ class ImplementationPlan(Strict):
     changes: list[PlannedChange]
     tests: list[PlannedTest]
     estimate: Estimate
+    author: Literal["model", "human"] = Field(
+        default="model", description="human: the reviewer wrote this plan (agent edit).")
+    review: str | None = Field(
+        default=None, description="The reviewer's comment given with the approval.")
+
+    @model_serializer(mode="wrap")
+    def _without_defaults_of_the_gate(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A plan nobody edited or commented on dumps, and so fingerprints, as it did
+        # before these fields existed: runs made earlier resume without re-running.
+        data: dict[str, Any] = dump(self)
+        if data.get("author") == "model":
+            del data["author"]
+        if data.get("review") is None:
+            data.pop("review", None)
+        return data
 
 
 # -- 5./7. write and fix --------------------------------------------------------

@@ -88,7 +88,11 @@ def plan_block(plan: ImplementationPlan) -> str:
     changes = "\n".join(f"{i}. {c.action} `{c.path}`: {c.description}"
                         for i, c in enumerate(plan.changes, 1))
     tests = "\n".join(f"- [{t.kind}] `{t.id}`: {t.reason}" for t in plan.tests) or "- (none)"
-    return f"# The approved plan\n\n{plan.summary}\n\nChanges, in order:\n{changes}\n\nTests:\n{tests}\n"
+    by = " (written by the human reviewer)" if plan.author == "human" else ""
+    review = (f"\nThe reviewer's comment on approving it (follow it):\n{plan.review}\n"
+              if plan.review else "")
+    return (f"# The approved plan{by}\n\n{plan.summary}\n\nChanges, in order:\n{changes}\n\n"
+            f"Tests:\n{tests}\n{review}")
 
 
 # -- exploration ---------------------------------------------------------------

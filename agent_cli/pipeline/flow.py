@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from agent_cli import durable
-from agent_cli.answers import Answer
-from agent_cli.pipeline.artifacts import ImplementationPlan, Issue, PullRequest, RepoRef, Stopped
+from agent_cli.answers import Answer, PlanAnswer
+from agent_cli.pipeline.artifacts import (
+    ImplementationPlan,
+    Issue,
+    PlanDraft,
+    PullRequest,
+    RepoRef,
+    Stopped,
+    TestBaseline,
+    TestResult,
+)
 from agent_cli.pipeline.context import repo_context
 from agent_cli.pipeline.runtime import number_setting, setting
-from agent_cli.pipeline.artifacts import TestBaseline, TestResult
 from agent_cli.pipeline.stages import (
     analyze_issue,
     create_plan,
     create_pr,
+    edit_plan,
     explore_codebase,
     fix_code,
+    replan,
     write_code,
 )
 from agent_cli.pipeline.testing import check_tests, run_tests
@@ -26,12 +36,21 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
     analysis = analyze_issue(issue, repo_context(repo))
     exploration = explore_codebase(issue, analysis, repo)
     plan = create_plan(issue, analysis, exploration, repo)
-    baseline = check_tests(plan, repo)
-    approval = durable.wait("approve_plan", f"Approve this plan? {plan.summary}", Answer,
-                            gate_metadata(plan, baseline),
-                            auto=AUTO if setting("auto_approve") else None)
+    while True:  # the reviewer may send the plan back (revise) or write their own (edit)
+        baseline = check_tests(plan, repo)
+        approval = durable.wait("approve_plan", f"Approve this plan? {plan.summary}", PlanAnswer,
+                                gate_metadata(plan, baseline),
+                                auto=AUTO if setting("auto_approve") else None)
+        if approval.feedback:
+            plan = replan(issue, analysis, exploration, repo, plan, approval.feedback)
+        elif approval.plan:
+            plan = edit_plan(PlanDraft.model_validate(approval.plan), exploration, repo)
+        else:
+            break
     if not approval.approved:
         return Stopped(run_status="rejected", reason=approval.reason or "plan rejected")
+    if approval.comment and not setting("auto_approve"):  # the reviewer's words reach the model
+        plan = plan.model_copy(update={"review": approval.comment})
     targets = [t.id for t in plan.tests]
     left_out = [f.path for f in baseline.selection.left_out]
     changes = write_code(issue, exploration, plan, repo)
@@ -82,6 +101,7 @@ def gate_metadata(plan: ImplementationPlan, baseline: TestBaseline) -> dict[str,
         "test_left_out": [f.path for f in selection.left_out],
         "test_note": selection.note,
         "baseline": baseline.summary,
+        **({"author": "human"} if plan.author == "human" else {}),
     }
 
 

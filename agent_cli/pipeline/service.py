@@ -15,11 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent_cli import durable
-from agent_cli.answers import Answer
+from agent_cli.answers import Answer, PlanAnswer
 from agent_cli.errors import UsageError
 from agent_cli.llm import Connection, ModelService, NoApiKey, is_replay, resolve_model
-from agent_cli.pipeline.artifacts import Issue, RepoRef
+from agent_cli.pipeline.artifacts import Issue, PlanDraft, RepoRef
 from agent_cli.pipeline.flow import coding_agent
+from agent_cli.pipeline.gate import current_branch, plan_gate
 from agent_cli.pipeline.runtime import Runtime, using
 from agent_cli.settings import Settings, load_settings
 from agent_cli.workspace import testrun
@@ -90,7 +91,8 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
     run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
                          settings=settings.for_run(),
                          meta={"issue": {"title": issue.title, "path": issue.path},
-                               "repo": ref.model_dump(), "sandbox": confinement.record(),
+                               "repo": {**ref.model_dump(), "branch": current_branch(root)},
+                               "sandbox": confinement.record(),
                                "repo_settings": settings.from_repository()})
     outcome = _execute(run, settings, root, on_event=on_event)
     _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
@@ -115,6 +117,29 @@ def reject(ref: str | None, *, repo: Path, reason: str | None = None,
     _pending(run)
     answer = {"approved": False, **({"reason": reason} if reason else {})}
     return _continue(run, repo, _valid(answer), on_event)
+
+
+def revise(ref: str | None, *, repo: Path, feedback: str,
+           on_event: EventSink | None = None) -> durable.Outcome:
+    """Send the plan back with `feedback`: create_plan runs again with the words as an
+    input, and the run waits at the gate with the new plan."""
+    run = store_for(repo).resolve(ref, waiting=True)
+    plan_gate(run)
+    if not feedback.strip():
+        raise UsageError("the feedback is empty: say what the plan should do differently",
+                         hint=f'agent revise {run.id} "FEEDBACK"')
+    return _continue(run, repo, _valid({"approved": False, "feedback": feedback}, PlanAnswer),
+                     on_event)
+
+
+def edit(ref: str | None, *, repo: Path, draft: PlanDraft,
+         on_event: EventSink | None = None) -> durable.Outcome:
+    """Record `draft` (checked with `gate.read_plan_document`) as the reviewer's plan;
+    the run checks the tests against it and waits at the gate again."""
+    run = store_for(repo).resolve(ref, waiting=True)
+    plan_gate(run)
+    answer = {"approved": False, "plan": draft.model_dump(mode="json")}
+    return _continue(run, repo, _valid(answer, PlanAnswer), on_event)
 
 
 def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) -> durable.Outcome:
@@ -202,9 +227,9 @@ def _pending(run: durable.Run) -> dict[str, Any]:
     return data["pending_wait"]
 
 
-def _valid(answer: dict[str, Any]) -> dict[str, Any]:
+def _valid(answer: dict[str, Any], schema: type[Answer] = Answer) -> dict[str, Any]:
     try:
-        return Answer.model_validate(answer).model_dump(exclude_none=True)
+        return schema.model_validate(answer).model_dump(exclude_none=True)
     except ValidationError as exc:
         problem = exc.errors()[0]
         raise UsageError(f"bad answer: --{problem['loc'][0]} {problem['msg'].lower()}") from None

@@ -97,8 +97,35 @@ def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> Exp
 @durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)
 def create_plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult,
                 repo: RepoRef) -> ImplementationPlan:
+    return _plan(issue, analysis, exploration, repo, "")
+
+
+@durable.checkpoint(name="create_plan", prompt=lambda: fingerprint_text("plan", "replan"),
+                    uses_model=True)
+def replan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult,
+           repo: RepoRef, previous: ImplementationPlan, words: str) -> ImplementationPlan:
+    """create_plan again (`create_plan-2`, ...) after the reviewer sent the plan back
+    with `words` (agent revise): the plan they saw and their words are inputs."""
+    shown = ctx.plan_block(previous).split("\n", 1)[1].strip()  # without the heading
+    return _plan(issue, analysis, exploration, repo, render("replan", plan=shown, words=words))
+
+
+@durable.checkpoint
+def edit_plan(draft: PlanDraft, exploration: ExplorationResult, repo: RepoRef) -> ImplementationPlan:
+    """The reviewer's own plan (agent edit), checked as the model's is, estimated anew."""
+    refused = _refused_paths(draft, repo)
+    if refused:  # validated before it was recorded; a hand-made answer can still say this
+        raise EditRejected("the edited plan names paths outside the repository:\n"
+                           + "\n".join(refused.values()))
+    return ImplementationPlan(summary=draft.summary, changes=draft.changes, tests=draft.tests,
+                              estimate=_estimate(draft, exploration), author="human")
+
+
+def _plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult, repo: RepoRef,
+          revision: str) -> ImplementationPlan:
     shared = [ctx.issue_block(issue), ctx.exploration_block(exploration)]
-    instruction = render("plan", analysis=ctx.analysis_text(analysis), feedback=_feedback())
+    instruction = render("plan", analysis=ctx.analysis_text(analysis),
+                         feedback=_feedback() + revision)
     draft: PlanDraft = _ask(PlanDraft, "submit_plan", shared, instruction)
     refused = _refused_paths(draft, repo)
     if refused:  # one repair turn, as for edits that do not apply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.markup import escape
@@ -13,11 +14,14 @@ from agent_cli.views.common import console, money
 
 
 def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str, Any],
-                   spent: float | None, sandbox: str | None) -> None:
+                   spent: float | None, sandbox: str | None, *,
+                   notes: list[str] | None = None) -> None:
+    """`notes`: what changed around a waiting run (pipeline/gate.py `drift`)."""
     out = console()
     pending = data.get("pending_wait") or {}
     if status == "waiting":
-        out.print(_gate(run_id, pending, spent, sandbox, data.get("repo_settings") or {}))
+        out.print(_gate(run_id, pending, spent, sandbox, data.get("repo_settings") or {},
+                        notes or []))
         return
     if sandbox and sandbox.startswith("UNCONFINED") and status != "rejected":
         out.print(f"[bold yellow]tests ran {escape(sandbox)}[/]")
@@ -37,6 +41,10 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print("\n".join(lines))
     elif status == "rejected":
         out.print(f"run {run_id} rejected: {escape(str(reason))}{cost}")
+        words = shlex.quote(reason) if reason and reason != "plan rejected" else "TEXT"
+        out.print("to plan again with your words (a new run; this one stays as it is):")
+        out.print(f"  agent replay {run_id} --from create_plan --feedback {escape(words)}",
+                  soft_wrap=True)  # whole, to paste
     elif status == "failed":
         error = data.get("error") or {}
         out.print(f"[bold red]run {run_id} failed[/]: {escape(str(reason))}{cost}")
@@ -51,7 +59,7 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
 
 
 def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: str | None,
-          repo_settings: dict[str, Any]) -> Panel:
+          repo_settings: dict[str, Any], notes: list[str]) -> Panel:
     meta = pending.get("metadata") or {}
     key = pending.get("key", "")
     body = Table.grid(padding=(0, 1))
@@ -73,7 +81,8 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
             body.add_row(line)
         for line in _trust_lines(sandbox, repo_settings):
             body.add_row(line)
-        title = "plan ready for approval"
+        title = "your plan, ready for approval" if meta.get("author") == "human" else \
+            "plan ready for approval"
         approve = f"agent approve {run_id}"
     elif key.startswith("budget"):
         body.add_row(Text(pending.get("question", "")))
@@ -89,9 +98,15 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
         approve = f"agent approve {run_id}"
     if not key.startswith("approve_plan") and sandbox and sandbox.startswith("UNCONFINED"):
         body.add_row(Text(f"tests run {sandbox}", style="bold yellow"))
+    for note in notes:
+        body.add_row(Text(f"note: {note}", style="yellow"))
     body.add_row("")
-    body.add_row(f"approve: [bold]{approve}[/]")
+    body.add_row(f"approve: [bold]{approve}[/]" + (" [--comment TEXT]" if key.startswith(
+        "approve_plan") else ""))
     body.add_row(f"reject:  [bold]agent reject {run_id} --reason TEXT[/]")
+    if key.startswith("approve_plan"):
+        body.add_row(f"revise:  [bold]agent revise {run_id} FEEDBACK[/]   (plan again)")
+        body.add_row(f"edit:    [bold]agent edit {run_id}[/]   (write the plan yourself)")
     return Panel(body, title=f"{title} — run {run_id}", title_align="left")
 
 

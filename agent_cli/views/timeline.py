@@ -47,7 +47,9 @@ def render_timeline(t: dict[str, Any]) -> None:
             question = s.get("question") or ""
             notes.append(question if len(question) <= 60 else question[:57] + "...")
             if answer:
-                notes.append("answer: " + ("yes" if answer.get("approved") else "no"))
+                notes.append("answer: " + ("revise: " + answer["feedback"] if answer.get("feedback")
+                                           else "edited the plan" if answer.get("plan")
+                                           else "yes" if answer.get("approved") else "no"))
         if s["error"]:
             notes.append(f"error: {s['error'][:160]}")
         style = STATUS_STYLE.get(s["status"] or "", "")
