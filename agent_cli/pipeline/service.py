@@ -191,7 +191,19 @@ def _execute(run: durable.Run, settings: Settings, root: Path, *,
     runtime = Runtime(models=ModelService(conn, root / ".agent" / "runs"), repo=root,
                       agent_dir=root / ".agent")
     with using(runtime):
-        return durable.execute(run, coding_agent, answer=answer, on_event=on_event)
+        outcome = durable.execute(run, coding_agent, answer=answer, on_event=on_event)
+    if outcome.status == "rejected":
+        _drop_worktree(run, root)
+    return outcome
+
+
+def _drop_worktree(run: durable.Run, root: Path) -> None:
+    """A rejected run is over (resume refuses it; replay makes a new run with its own
+    worktree), so nothing can use its worktree again: remove it. Its last diff stays
+    in the run's records (`agent diff RUN`)."""
+    path = root / ".agent" / "worktrees" / run.id
+    if path.exists():
+        Worktree(repo=root, path=path, base_commit="").remove()
 
 
 def _pending(run: durable.Run) -> dict[str, Any]:

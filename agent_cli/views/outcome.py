@@ -37,6 +37,9 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print("\n".join(lines))
     elif status == "rejected":
         out.print(f"run {run_id} rejected: {escape(str(reason))}{cost}")
+        result = data.get("result")
+        if isinstance(result, dict) and result.get("diff"):
+            out.print(f"the last diff is kept: agent diff {run_id}")
     elif status == "failed":
         error = data.get("error") or {}
         out.print(f"[bold red]run {run_id} failed[/]: {escape(str(reason))}{cost}")
