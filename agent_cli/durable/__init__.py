@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Interrupted,
         RunLocked,
         RunNotFound,
+        StorageError,
         Suspended,
         UsageError,
     )
@@ -66,6 +67,7 @@ _HOME = {
     "Interrupted": "errors",
     "RunLocked": "errors",
     "RunNotFound": "errors",
+    "StorageError": "errors",
     "Suspended": "errors",
     "UsageError": "errors",
     "Run": "store",
@@ -85,6 +87,7 @@ __all__ = [
     "RunStore",
     "StepScope",
     "Stop",
+    "StorageError",
     "Suspended",
     "UsageError",
     "checkpoint",

@@ -46,7 +46,8 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         if error.get("hint"):
             out.print(escape(error["hint"]))
         if error and error.get("exit_code") != 2:  # an exception, not a decision: resumable
-            out.print(f"resume with: agent resume {run_id}")
+            if "agent resume" not in str(error.get("hint")):
+                out.print(f"resume with: agent resume {run_id}")
         else:
             out.print(f"the last diff is kept: agent diff {run_id}")
     elif status == "interrupted":

@@ -33,6 +33,7 @@ is not UTF-8 survives an edit of some other part of it byte for byte.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -232,6 +233,11 @@ def _apply_one(root: Path, edit: Edit) -> EditOutcome:
             nearest=exc.nearest,
         )
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            # The disk's fault, not the edit's: telling the model would pay for nothing.
+            from agent_cli.durable.fsio import as_storage_error
+
+            raise as_storage_error(exc, root / edit.path) from exc
         return EditOutcome(
             path=edit.path,
             action=edit.action,
