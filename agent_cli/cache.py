@@ -10,9 +10,12 @@ cached baseline test run must not keep a key its output printed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,45 @@ class CacheCorrupt(AgentError):
     (it holds derived data only)."""
 
     exit_code = 2
+
+
+def cache_error(exc: Exception, where: Path, message: str | None = None) -> AgentError:
+    """What a failing cache operation means: a disk that is full or cannot be written
+    (`StorageError`, fix the disk) or a damaged cache (`CacheCorrupt`, delete it)."""
+    import errno
+
+    from agent_cli.durable.fsio import storage_error
+
+    if isinstance(exc, OSError):
+        found = storage_error(exc, where)
+        if found is not None:
+            return found
+    text = str(exc).lower()
+    for words, code in (("disk is full", errno.ENOSPC), ("readonly", errno.EROFS),
+                        ("read-only", errno.EROFS)):
+        if words in text:
+            return storage_error(OSError(code, text), where)  # type: ignore[return-value]
+    if "unable to open" in text and not os.access(_existing(where), os.W_OK):
+        return storage_error(OSError(errno.EROFS if _read_only(where) else errno.EACCES, text),
+                             where)  # type: ignore[return-value]
+    return damaged(message or f"the cache {where} is damaged: {exc}", where)
+
+
+def _disk_or_damage(exc: Exception, where: Path) -> Exception:
+    """`cache_error` for sqlite's errors; an OSError only when the disk caused it."""
+    if isinstance(exc, OSError):
+        from agent_cli.durable.fsio import storage_error
+
+        return storage_error(exc, where) or exc
+    return cache_error(exc, where)
+
+
+def _existing(path: Path) -> Path:
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(_existing(path)).f_flag & os.ST_RDONLY)
 
 
 class _Unreadable(CacheCorrupt):
@@ -84,6 +126,8 @@ def _safe_disk_class() -> type:
 
 @functools.cache
 def _safe_cache_class() -> type:
+    import sqlite3
+
     import diskcache
 
     class SafeCache(diskcache.Cache):
@@ -94,6 +138,22 @@ def _safe_cache_class() -> type:
                 # Derived data: the caller rebuilds what is missing.
                 self.delete(key)
                 return default
+
+        def set(self, *args: Any, **kwargs: Any) -> Any:
+            # A full disk is sqlite's "database or disk is full" or an OSError of a
+            # value file: the disk's fault, not a damaged cache.
+            try:
+                return super().set(*args, **kwargs)
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise _disk_or_damage(exc, Path(self.directory)) from exc
+
+        @contextlib.contextmanager
+        def transact(self, retry: bool = False) -> Iterator[None]:
+            try:
+                with super().transact(retry):
+                    yield
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise _disk_or_damage(exc, Path(self.directory)) from exc
 
     return SafeCache
 
@@ -108,8 +168,10 @@ def open_cache(agent_dir: Path, name: str) -> diskcache.Cache:
     except (sqlite3.DatabaseError, OSError) as exc:
         # A file where a directory should be (`.agent/cache` a file) is what to remove.
         chain = [Path(agent_dir), Path(agent_dir) / "cache", path]
-        blocker = next((p for p in chain if p.exists() and not p.is_dir()), path)
-        raise damaged(f"cannot open the cache {path}: {exc}", blocker) from exc
+        blocker = next((p for p in chain if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise damaged(f"cannot open the cache {path}: {exc}", blocker) from exc
+        raise cache_error(exc, path, f"cannot open the cache {path}: {exc}") from exc
     return cache
 
 

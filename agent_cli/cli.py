@@ -2,7 +2,7 @@
 
 No logic lives here. Library code raises `AgentError`s; `main()` is the one place
 that turns them into a message on stderr and an exit code (DESIGN.md: 0 done,
-1 failed, 2 usage, 75 waiting, 130 interrupted). Heavy modules (the anthropic SDK,
+1 failed, 2 usage, 75 waiting, 130 interrupted; README: 74 the disk refused a write). Heavy modules (the anthropic SDK,
 the pipeline, the search index) are imported inside the commands that need them,
 so `agent --help`, `runs`, `inspect` and `cost` stay fast.
 """
@@ -82,7 +82,7 @@ def _render(outcome: Outcome, repo: Path, as_json: bool) -> None:
     from agent_cli.pipeline import reports
 
     run = _store(repo).get(outcome.run_id)
-    data = run.load()
+    data = {**run.load(), "error": outcome.error} if outcome.error else run.load()
     spent = reports.spent_usd(run)
     if as_json:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
@@ -301,6 +301,7 @@ def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False
     store = _store(repo)
     if run is None:
         data = reports.all_costs(store)
+        _warn(store.warnings)
         if as_json:
             return _print_json(data)
         from agent_cli.views.cost import render_all_costs
@@ -319,7 +320,9 @@ def runs(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """List runs with status, issue, age, cost and branch."""
     from agent_cli.pipeline import reports
 
-    rows = reports.list_runs(_store(repo))
+    store = _store(repo)
+    rows = reports.list_runs(store)
+    _warn(store.warnings)
     if as_json:
         return _print_json(rows)
     from agent_cli.views.runs import render_runs
@@ -389,6 +392,13 @@ def main() -> None:
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a write the disk refused outside the run store's writers
+        from agent_cli.durable.fsio import storage_error
+
+        if (found := storage_error(exc)) is None:
+            raise
+        _print_error(found.message, found.hint)
+        sys.exit(found.exit_code)
     except SystemExit as exc:
         # Outside a run, click turns an interruption into "Aborted!" and exit 1; a
         # signal's own code tells a supervisor what happened.
@@ -418,6 +428,11 @@ def _stop_on_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        sys.stderr.write(f"warning: {line}\n")
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -5,6 +5,7 @@ from agent_cli.durable.errors import (
     CorruptRecord,
     RunLocked,
     RunNotFound,
+    StorageError,
     Suspended,
     UsageError,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "CorruptRecord",
     "RunLocked",
     "RunNotFound",
+    "StorageError",
     "Suspended",
     "UsageError",
 ]

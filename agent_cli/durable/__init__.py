@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Interrupted,
         RunLocked,
         RunNotFound,
+        StorageError,
         Suspended,
         UsageError,
     )
@@ -68,6 +69,7 @@ _HOME = {
     "Interrupted": "errors",
     "RunLocked": "errors",
     "RunNotFound": "errors",
+    "StorageError": "errors",
     "Suspended": "errors",
     "UsageError": "errors",
     "Run": "store",
@@ -87,6 +89,7 @@ __all__ = [
     "RunStore",
     "StepScope",
     "Stop",
+    "StorageError",
     "Suspended",
     "UsageError",
     "checkpoint",

@@ -35,9 +35,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent_cli.durable.errors import AgentError, Suspended, UsageError
+from agent_cli.durable.errors import AgentError, StorageError, Suspended, UsageError
 from agent_cli.durable.fingerprint import Unfingerprintable, digest, digest_text, to_jsonable
-from agent_cli.durable.store import Run, RunStore, now_iso
+from agent_cli.durable.store import Run, RunStore, keep_reserve, now_iso, release_reserve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -328,9 +328,12 @@ def _execute(
             "message": exc.message if isinstance(exc, AgentError) else str(exc),
             "traceback": "".join(traceback.format_exception(exc)),
         }
-        _finish(ex, record, scope, "failed")
-        ex.emit("step_failed", key=key, error=record["error"]["message"])
         exc.__durable_step__ = key  # type: ignore[attr-defined]
+        # On a full or read-only disk the record may not be writable either: the
+        # disk's error is the one to report, and the run's record is tried next.
+        if _despite_full_disk(ex.run, lambda: _finish(ex, record, scope, "failed")):
+            _despite_full_disk(ex.run, lambda: ex.emit(
+                "step_failed", key=key, error=record["error"]["message"]))
         raise
     finally:
         ex.step = None
@@ -548,6 +551,7 @@ def execute(
     With `answer`, first record it as the answer to the pending wait."""
     _check_can_execute(run, run.load(), flow_fn, answer)  # before the lock writes anything
     with run.lock():
+        keep_reserve(run.path.parent.parent)
         data = run.load()
         _check_can_execute(run, data, flow_fn, answer)
         if answer is not None:
@@ -585,6 +589,9 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
     except Exception as exc:
         step = getattr(exc, "__durable_step__", None)
         message = exc.message if isinstance(exc, AgentError) else str(exc)
+        if isinstance(exc, StorageError):  # the run is there to be resumed
+            exc.hint = (exc.hint or "").replace("run the command again",
+                                                f"agent resume {run.id}")
         error = {
             "type": type(exc).__name__,
             "message": message,
@@ -595,8 +602,13 @@ def _drive(ex: Execution, flow_fn: Callable[..., Any], data: dict[str, Any]) -> 
         }
         where = f" in {step}" if step else ""
         reason = f"{type(exc).__name__}{where}: {message}"
-        run.update(status="failed", error=error, reason=reason)
-        ex.emit("run_failed", step=step, error=message)
+        recorded = _despite_full_disk(
+            run, lambda: run.update(status="failed", error=error, reason=reason))
+        if recorded:
+            _despite_full_disk(run, lambda: ex.emit("run_failed", step=step, error=message))
+        else:
+            error["hint"] = f"{error['hint'] or 'fix the disk'} (the failure could not be " \
+                "recorded: until then, agent runs shows this run as interrupted)"
         return Outcome(run.id, "failed", reason=reason, error=error)
     status = getattr(result, "run_status", "succeeded")
     why: str | None = getattr(result, "reason", None)
@@ -653,6 +665,23 @@ def _flow_name(flow_fn: Callable[..., Any]) -> str:
     if name is None:
         raise DurableError(f"{flow_fn.__name__} is not a flow: decorate it with @flow")
     return name
+
+
+def _despite_full_disk(run: Run, write: Callable[[], object]) -> bool:
+    """Write a failure down even on a full disk: on ENOSPC, give back the reserve
+    (`store.keep_reserve`) and try once more. Whether it was written; a disk that
+    refuses for another reason (read-only) is not written to at all."""
+    import errno
+
+    for attempt in (1, 2):
+        try:
+            write()
+            return True
+        except StorageError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if attempt == 2 or not full or not release_reserve(run.path.parent.parent):
+                return False
+    return False
 
 
 def _pid() -> int:
@@ -719,6 +748,8 @@ def exit_code(outcome: Outcome) -> int:
     other than SIGINT is 128 + its number, as a shell reports it (143 for SIGTERM)."""
     if outcome.status == "interrupted" and outcome.signal:
         return 128 + outcome.signal
-    if outcome.status == "failed" and (outcome.error or {}).get("exit_code") == 2:
-        return 2  # bad input found mid-run (a test command that does not work)
+    if outcome.status == "failed" and (outcome.error or {}).get("exit_code") in (2, 74):
+        # Bad input found mid-run (a test command that does not work), or a disk
+        # that refused a write.
+        return int(outcome.error["exit_code"])  # type: ignore[index]
     return EXIT_CODES.get(outcome.status, 1)

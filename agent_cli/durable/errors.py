@@ -38,6 +38,20 @@ class CorruptRecord(AgentError):
     """A run file that cannot be read back: truncated, not JSON, or of an unknown schema."""
 
 
+class StorageError(AgentError):
+    """`.agent/` cannot be written: its disk is full, it is read-only or not ours to
+    write, or a file stands where a directory should. Not the run's fault and not bad
+    input: exit 74 (EX_IOERR), resumable once the cause is gone. `errno` is the
+    operating system's code (ENOSPC, EROFS, ...) when there is one."""
+
+    exit_code = 74
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 errno: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = errno
+
+
 class RunLocked(AgentError):
     """Another process is executing this run."""
 

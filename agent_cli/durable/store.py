@@ -8,24 +8,41 @@ One process executes a run at a time. It holds an exclusive `flock` on `lock` fo
 whole execution and writes who it is into the file, so a second executor can be told
 who holds it. The kernel drops the lock when the holder dies, however it dies, so a
 run whose run.json still says `running` while the lock is free was interrupted.
+
+A run directory appears whole or not at all: it is built under a hidden name
+(`.<id>.staged`, its creator holding the flock of its `lock` file) and renamed into
+place. Whatever a killed process leaves (a staged directory nobody holds, the
+`.NAME.XXXX.tmp` of a write it did not finish in a run nobody executes) is removed
+by `sweep`, which the first listing of each command runs; a run directory that has
+no readable run.json is reported by the listings as damaged, never executed.
+
+`.agent/reserve` is disk space held back (see `keep_reserve`): on a full disk the
+engine gives it back to record why the run stopped.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent_cli.durable import fsio
-from agent_cli.durable.errors import CorruptRecord, RunLocked, RunNotFound, UsageError
+from agent_cli.durable.errors import (
+    CorruptRecord,
+    RunLocked,
+    RunNotFound,
+    UsageError,
+)
 
 ACTIVE = "running"
 FINAL_STATUSES = ("succeeded", "failed", "rejected")
@@ -51,6 +68,7 @@ class Run:
         self.events_path = path / "events.jsonl"
         self.run_json = path / "run.json"
         self.lock_path = path / "lock"
+        self._staging: int | None = None  # the creator's hold on a staged directory
 
     def __repr__(self) -> str:
         return f"Run({self.id})"
@@ -104,9 +122,12 @@ class Run:
         if not src.exists():
             return
         dest_dir = self.steps_dir / "superseded"
-        dest_dir.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        os.replace(src, dest_dir / f"{stamp}-{filename}")
+        try:
+            dest_dir.mkdir(exist_ok=True)
+            os.replace(src, dest_dir / f"{stamp}-{filename}")
+        except OSError as exc:
+            raise fsio.as_storage_error(exc, dest_dir) from exc
         fsio.fsync_dir(self.steps_dir)
 
     # events ---------------------------------------------------------------
@@ -123,7 +144,10 @@ class Run:
     def lock(self) -> Iterator[None]:
         """Hold the run's executor lock, or raise `RunLocked` naming the holder."""
         # O_NOFOLLOW: a planted symlink must not make us truncate a file elsewhere.
-        fd = _open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            fd = _open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            raise fsio.as_storage_error(exc, self.lock_path) from exc
         try:
             if not _try_flock(fd):
                 holder = _read_holder(self.lock_path)
@@ -203,6 +227,105 @@ def _read_holder(path: Path) -> str:
     return "holder unknown"
 
 
+def _release_staging(run: Run) -> None:
+    if run._staging is not None:
+        os.close(run._staging)
+        run._staging = None
+
+
+@contextmanager
+def _holding(lock: Path) -> Iterator[bool]:
+    """Hold the flock of `lock` for a moment if nobody else does; yields whether we
+    do (a missing lock file: no)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _abandoned(staged: Path) -> bool:
+    """A staged directory whose creator is gone: its lock is free, or it has none a
+    minute after it was made (the creator dies between mkdir and taking the lock)."""
+    if (staged / "lock").exists():
+        with _holding(staged / "lock") as free:
+            return free
+    return time.time() - staged.stat().st_mtime > 60
+
+
+def _remove_tmp_files(run_dir: Path) -> None:
+    """The temporary files of writes nobody will finish: only while holding the run's
+    lock, so no executor is between writing one and renaming it."""
+    if not any(run_dir.glob(f"*/.*{fsio.TMP_SUFFIX}")) and \
+            not any(run_dir.glob(f".*{fsio.TMP_SUFFIX}")) and \
+            not any(run_dir.glob(f"steps/superseded/.*{fsio.TMP_SUFFIX}")):
+        return
+    with _holding(run_dir / "lock") as ours:
+        if not ours:
+            return
+        for pattern in (f".*{fsio.TMP_SUFFIX}", f"*/.*{fsio.TMP_SUFFIX}",
+                        f"steps/superseded/.*{fsio.TMP_SUFFIX}"):
+            for tmp in run_dir.glob(pattern):
+                tmp.unlink(missing_ok=True)
+
+
+RESERVE_BYTES = 2 << 20
+"""Room for a failed step's record and a rewrite of run.json, which holds the issue
+text (up to about 1 MB)."""
+
+
+def keep_reserve(agent_dir: Path) -> None:
+    """Hold `RESERVE_BYTES` of disk in `.agent/reserve`, allocated for real, so that a
+    full disk still leaves room to record why a run stopped (see `release_reserve`).
+    Best effort: on a disk already full there is none to hold."""
+    path = Path(agent_dir) / "reserve"
+    size = RESERVE_BYTES
+    try:
+        if path.is_file() and path.stat().st_size >= size:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                os.pwrite(fd, b"\0" * size, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        with _quiet():
+            path.unlink(missing_ok=True)  # half a reserve would only take space
+
+
+def release_reserve(agent_dir: Path) -> bool:
+    """Give the reserve back to a full disk; whether there was one."""
+    path = Path(agent_dir) / "reserve"
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        pass
+
+
 def _seq_of_filename(path: Path) -> tuple[int, str]:
     head = path.name.split("-", 1)[0]
     return (int(head) if head.isdigit() else 1 << 30, path.name)
@@ -214,34 +337,82 @@ class RunStore:
     def __init__(self, agent_dir: Path) -> None:
         self.agent_dir = Path(agent_dir)
         self.runs_dir = self.agent_dir / "runs"
+        self.warnings: list[str] = []
+        """One line per damaged run a listing skipped (the CLI prints them)."""
+        self._swept = False
 
     def create(self, data: dict[str, Any], run_id: str | None = None, *,
                staged: bool = False) -> Run:
-        """A new run directory. `staged`: built under a hidden name, to be made
-        visible all at once with `publish`."""
+        """A new run directory, built under a hidden name and renamed into place, so
+        that a crash never leaves a run without its run.json. `staged`: left hidden
+        (and held) until `publish`, for a run made of more than one write (a fork)."""
         run_id = run_id or new_run_id()
         while (self.runs_dir / run_id).exists():
             run_id = new_run_id()
-        path = self.runs_dir / (f".{run_id}.staged" if staged else run_id)
-        (path / "steps").mkdir(parents=True)
-        (path / "calls").mkdir()
+        path = self.runs_dir / f".{run_id}.staged"
+        try:
+            (path / "steps").mkdir(parents=True)
+            (path / "calls").mkdir()
+        except OSError as exc:
+            raise fsio.as_storage_error(exc, path) from exc
         run = Run(path)
         run.id = run_id
-        stamp = now_iso()
-        run.save({"id": run_id, "status": "created", "created_at": stamp, **data})
-        return run
+        # Held until published: `sweep` removes a staged directory nobody holds.
+        run._staging = _open_nofollow(path / "lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(run._staging, fcntl.LOCK_EX)
+        try:
+            run.save({"id": run_id, "status": "created", "created_at": now_iso(), **data})
+            keep_reserve(self.agent_dir)
+        except BaseException:
+            _release_staging(run)
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return run if staged else self.publish(run)
 
     def publish(self, run: Run) -> Run:
         final = self.runs_dir / run.id
-        os.rename(run.path, final)
+        try:
+            os.rename(run.path, final)
+        except OSError as exc:
+            raise fsio.as_storage_error(exc, final) from exc
+        finally:
+            _release_staging(run)
         fsio.fsync_dir(self.runs_dir)
         return Run(final)
 
     def ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
+        self.sweep()
         return sorted(p.name for p in self.runs_dir.iterdir()
                       if not p.name.startswith(".") and (p / "run.json").exists())
+
+    def sweep(self) -> None:
+        """Remove what killed processes left: staged run directories whose creator is
+        gone, and unfinished temporary files in runs that no process executes. Once
+        per store; a directory that cannot be written (a read-only disk) is left as is.
+        A run directory without run.json is not ours to guess about: listings warn."""
+        if self._swept or not self.runs_dir.is_dir():
+            return
+        self._swept = True
+        for path in self.runs_dir.iterdir():
+            try:
+                if path.name.startswith(".") and path.name.endswith(".staged"):
+                    if _abandoned(path):
+                        shutil.rmtree(path)
+                elif path.is_dir() and not path.name.startswith("."):
+                    if not (path / "run.json").exists():
+                        self.warnings.append(
+                            f"skipped {path}: it has no run.json (a run that never started, "
+                            f"or damaged); remove it with: rm -rf {path}")
+                    else:
+                        _remove_tmp_files(path)
+            except OSError:
+                continue
+
+    def damaged(self, run_id: str, exc: CorruptRecord) -> None:
+        """Note a run a listing skips because one of its files cannot be read."""
+        self.warnings.append(f"skipped run {run_id}: {exc.message}")
 
     def get(self, run_id: str) -> Run:
         path = self.runs_dir / run_id
@@ -264,8 +435,11 @@ class RunStore:
                 return Run(self.runs_dir / ids[-1])
             for run_id in reversed(ids):
                 run = Run(self.runs_dir / run_id)
-                if run.load().get("status") == "waiting":
-                    return run
+                try:
+                    if run.load().get("status") == "waiting":
+                        return run
+                except CorruptRecord:
+                    continue  # a damaged neighbour does not hide the run asked for
             raise UsageError(
                 "no run is waiting for an answer", hint="see each run's status with: agent runs"
             )

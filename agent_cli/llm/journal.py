@@ -44,7 +44,10 @@ class Journal:
         return sum(rec.get("cost_usd") or 0.0 for rec in self.records)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fsio.as_storage_error(exc, self.dir) from exc
         number = max((r["number"] for r in self.records), default=0) + 1
         record = {"number": number, **record}
         fsio.write_json(self.dir / f"{number:04d}.json", record)

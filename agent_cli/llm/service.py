@@ -16,6 +16,11 @@ Every request passes through `_call`, in this order:
 3. the transport: the SDK, or a recording for `replay:<run>` models;
 4. the record: `calls/NNNN.json`, and a summary into the step record.
 
+A tool input larger than MAX_TOOL_INPUT_CHARS (as JSON) is not taken: it is
+replaced, before anything records it, by a marker of its size, so neither the
+journal nor a following request carries it, and the model gets one repair turn
+saying how large it was and what is allowed, as for an input that fails its schema.
+
 Prompt caching: every request carries all of the flow's tools (so that tools and
 system prompt form one prefix shared by every call of a run), a breakpoint on the
 system prompt, and one on the last stable context block (issue, plan, files), so
@@ -35,6 +40,7 @@ read the conversation so far from the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -57,6 +63,12 @@ T = TypeVar("T", bound=BaseModel)
 
 CACHE = {"type": "ephemeral"}
 MAX_PROMPT_TOKENS = 60_000  # helper results are cut to stay under this (estimated)
+MAX_TOOL_INPUT_CHARS = 256_000
+"""About 64k tokens, eight times the default max_tokens: an answer past it is a model
+(or a server) gone wrong, and taken whole it would be journaled, then sent again in
+every later prompt until one is too long to send (PromptTooLong, which resume cannot
+fix)."""
+OVERSIZED = "omitted_oversized_input_chars"
 
 
 class Helpers(Protocol):
@@ -170,6 +182,7 @@ class ModelService:
                            "usage": {}, "cost_usd": 0.0, "latency_s": round(time.monotonic() - t0, 3),
                            "error": {"type": type(exc).__name__, "message": exc.message}})
             raise
+        sent = dataclasses.replace(sent, response=_cap_tool_inputs(sent.response))
         return self._record(journal, scope, base, request, sent, time.monotonic() - t0,
                             cost_known=False)
 
@@ -330,6 +343,21 @@ class _Invalid(Exception):
         self.problem = problem
 
 
+def _cap_tool_inputs(response: dict[str, Any]) -> dict[str, Any]:
+    """`response` with every tool input over MAX_TOOL_INPUT_CHARS replaced by its size."""
+    content = response.get("content")
+    if not isinstance(content, list):
+        return response
+    capped, changed = [], False
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            size = len(json.dumps(block.get("input"), ensure_ascii=False))
+            if size > MAX_TOOL_INPUT_CHARS:
+                block, changed = {**block, "input": {OVERSIZED: size}}, True
+        capped.append(block)
+    return {**response, "content": capped} if changed else response
+
+
 def _parse(output: type[T], tool: str, response: dict[str, Any]) -> T:
     uses = _tool_uses(response)
     if not uses:
@@ -338,6 +366,12 @@ def _parse(output: type[T], tool: str, response: dict[str, Any]) -> T:
     block = next((b for b in uses if b.get("name") == tool), uses[0])
     if block.get("name") != tool:
         raise _Invalid(f"called the tool {block.get('name')!r} instead of {tool!r}")
+    size = (block.get("input") or {}).get(OVERSIZED)
+    if isinstance(size, int):
+        raise _Invalid(f"the input was {size:,} characters of JSON; at most "
+                       f"{MAX_TOOL_INPUT_CHARS:,} are taken, so it was not read. Answer "
+                       "with less: only what the schema asks for, and for edits only the "
+                       "lines that change with a few of context, never whole files")
     try:
         return output.model_validate(block.get("input") or {})
     except ValidationError as exc:

@@ -61,7 +61,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
             again = durable.wait("tests_timed_out", timed_out(result), Answer,
                                  {"summary": result.summary, "command": result.command})
             if not again.approved:
-                return Stopped(run_status="failed", diff=changes.diff,
+                return Stopped(run_status="rejected", diff=changes.diff,
                                reason=again.reason or f"the {result.timeout} timed out")
             patience *= 2
             result = run_tests(changes, targets, repo, patience, left_out)
@@ -73,7 +73,7 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
                 Answer, {"attempts": attempts, "summary": result.summary,
                          "failures": [f.id for f in result.failures][:20]})
             if not more.approved:
-                return Stopped(run_status="failed", diff=changes.diff,
+                return Stopped(run_status="rejected", diff=changes.diff,
                                reason=more.reason or f"tests still failing after {attempts} attempts")
             allowed += max(1, number_setting("max_attempts", 3))
         attempts += 1

@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, UTC
 from typing import Any
 
-from agent_cli.durable import Run, RunStore, fsio
+from agent_cli.durable import CorruptRecord, Run, RunStore, fsio
 
 KINDS = ("input", "cache_write", "cache_read", "output")
 
@@ -136,24 +136,38 @@ def run_cost(run: Run) -> dict[str, Any]:
 
 
 def all_costs(store: RunStore) -> dict[str, Any]:
+    """Every run's calls by day and model. A run whose files cannot be read is left
+    out and noted in `store.warnings`: one damaged run must not hide the others."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     total: dict[str, Any] = {}
+    counted = 0
     for run_id in store.ids():
-        for c in filter(_counts, calls(store.get(run_id))):
+        try:
+            its_calls = calls(store.get(run_id))
+        except CorruptRecord as exc:
+            store.damaged(run_id, exc)
+            continue
+        counted += 1
+        for c in filter(_counts, its_calls):
             day = (c.get("started_at") or "")[:10]
             _add(rows[(day, c.get("model") or "?")], c.get("usage") or {}, c.get("cost_usd"))
             _add(total, c.get("usage") or {}, c.get("cost_usd"))
     out = [{"day": d, "model": m, **v} for (d, m), v in sorted(rows.items())]
-    return {"rows": out, "total": total, "runs": len(store.ids())}
+    return {"rows": out, "total": total, "runs": counted}
 
 
 def list_runs(store: RunStore) -> list[dict[str, Any]]:
+    """A summary per run, newest first; a damaged run is skipped as in `all_costs`."""
     out = []
     for run_id in reversed(store.ids()):
         run = store.get(run_id)
-        data = run.load()
-        spent = spent_usd(run)
-        summary = _summary(run, data)
+        try:
+            data = run.load()
+            spent = spent_usd(run)
+            summary = _summary(run, data)
+        except CorruptRecord as exc:
+            store.damaged(run_id, exc)
+            continue
         summary["cost_usd"] = spent
         summary["age"] = _age(data.get("created_at"))
         out.append(summary)

@@ -25,7 +25,13 @@ from agent_cli.pipeline.runtime import Runtime, using
 from agent_cli.settings import Settings, load_settings
 from agent_cli.workspace import testrun
 from agent_cli.workspace.sandbox import Confinement, Sandbox
-from agent_cli.workspace.worktree import Worktree, head_commit, repo_root
+from agent_cli.workspace.worktree import (
+    Worktree,
+    common_dir,
+    ensure_excluded,
+    head_commit,
+    repo_root,
+)
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -50,6 +56,27 @@ def store_for(repo: Path) -> durable.RunStore:
     root = repo_root(repo)
     _check_agent_dir(root)
     return durable.RunStore(root / ".agent")
+
+
+def _exclude_agent_dir(root: Path) -> Callable[[], None]:
+    """Keep `.agent/` out of the user's `git status`: called once the input is known
+    good and just before the first byte is written under `.agent/` (a run that then
+    fails in its first stage must not leave it showing as untracked). Returns what
+    undoes it, for a run discarded as bad input."""
+    exclude = common_dir(root) / "info" / "exclude"
+    before = exclude.read_bytes() if exclude.is_file() else None
+
+    def undo() -> None:
+        if before is None:
+            exclude.unlink(missing_ok=True)
+        else:
+            exclude.write_bytes(before)
+
+    try:
+        ensure_excluded(root)
+    except OSError:
+        pass  # a .git we cannot write only means .agent/ shows in git status
+    return undo
 
 
 def _check_agent_dir(root: Path) -> None:
@@ -87,7 +114,9 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
         raise UsageError(f"cannot tell how to run the tests of {root} at its last commit",
                          hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
     had_agent_dir = (root / ".agent").exists()
+    had_reserve = (root / ".agent" / "reserve").exists()
     store = store_for(root)
+    unexclude = _exclude_agent_dir(root)
     run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
                          settings=settings.for_run(),
                          meta={"issue": {"title": issue.title, "path": issue.path},
@@ -95,7 +124,8 @@ def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
                                "sandbox": confinement.record(),
                                "repo_settings": settings.from_repository()})
     outcome = _execute(run, settings, root, on_event=on_event)
-    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
+    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir,
+                               had_reserve=had_reserve, unexclude=unexclude)
     return outcome
 
 
@@ -186,9 +216,12 @@ def replay(ref: str | None, *, repo: Path, from_step: str, feedback: str | None 
     if "model" in given:
         _check_budget_enforceable(recorded, recorded.model)
     _confinement(data.get("settings") or {})
+    had_reserve = (root / ".agent" / "reserve").exists()
+    unexclude = _exclude_agent_dir(root)
     child = durable.fork(store, parent, from_step, {**given, "feedback": feedback})
     outcome = _execute(child, settings, root, on_event=on_event)
-    _discard_if_model_rejected(child, outcome, root, remove_agent_dir=False)
+    _discard_if_model_rejected(child, outcome, root, remove_agent_dir=False,
+                               had_reserve=had_reserve, unexclude=unexclude)
     return outcome
 
 
@@ -216,7 +249,19 @@ def _execute(run: durable.Run, settings: Settings, root: Path, *,
     runtime = Runtime(models=ModelService(conn, root / ".agent" / "runs"), repo=root,
                       agent_dir=root / ".agent")
     with using(runtime):
-        return durable.execute(run, coding_agent, answer=answer, on_event=on_event)
+        outcome = durable.execute(run, coding_agent, answer=answer, on_event=on_event)
+    if outcome.status == "rejected":
+        _drop_worktree(run, root)
+    return outcome
+
+
+def _drop_worktree(run: durable.Run, root: Path) -> None:
+    """A rejected run is over (resume refuses it; replay makes a new run with its own
+    worktree), so nothing can use its worktree again: remove it. Its last diff stays
+    in the run's records (`agent diff RUN`)."""
+    path = root / ".agent" / "worktrees" / run.id
+    if path.exists():
+        Worktree(repo=root, path=path, base_commit="").remove()
 
 
 def _pending(run: durable.Run) -> dict[str, Any]:
@@ -265,7 +310,8 @@ def _check_can_call(settings: Settings, model: str) -> None:
 
 
 def _discard_if_model_rejected(run: durable.Run, outcome: durable.Outcome, root: Path,
-                               *, remove_agent_dir: bool) -> None:
+                               *, remove_agent_dir: bool, had_reserve: bool,
+                               unexclude: Callable[[], None]) -> None:
     """A model id the service does not know is bad input: undo the run, exit 2."""
     if outcome.status != "failed" or (outcome.error or {}).get("type") != "ModelRejected":
         return
@@ -277,8 +323,11 @@ def _discard_if_model_rejected(run: durable.Run, outcome: durable.Outcome, root:
     if path.exists():
         Worktree(repo=root, path=path, base_commit="").remove()
     shutil.rmtree(run.path, ignore_errors=True)
+    if not had_reserve:  # bad input changes nothing: the disk reserve goes with the run
+        (root / ".agent" / "reserve").unlink(missing_ok=True)
     runs_dir = root / ".agent" / "runs"
     if remove_agent_dir and runs_dir.is_dir() and not any(runs_dir.iterdir()):
         shutil.rmtree(root / ".agent", ignore_errors=True)  # nothing else started meanwhile
+        unexclude()
     error = outcome.error or {}
     raise UsageError(error.get("message", "the run could not start"), hint=error.get("hint"))

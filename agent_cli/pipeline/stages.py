@@ -133,7 +133,8 @@ def _plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult, 
         refused = _refused_paths(draft, repo)
     if refused:
         raise EditRejected(
-            "the model's plan names paths outside the repository, after one repair turn:\n"
+            "the model's plan names paths it may not use (outside the repository, or "
+            "too long for a file system), after one repair turn:\n"
             + "\n".join(refused.values()),
             hint=f"replay this step with another model or guidance: agent replay {run_id()} "
             "--from create_plan --model M --feedback TEXT")

@@ -149,7 +149,7 @@ def _locate(
 ) -> LocateResult:
     import sqlite3
 
-    from agent_cli.cache import damaged, open_cache
+    from agent_cli.cache import cache_error, open_cache
     from agent_cli.search.history import prefetch_history, referenced_files, similar_files
     from agent_cli.search.index import load_details, load_index
     from agent_cli.search.issue import parse_issue
@@ -173,9 +173,9 @@ def _locate(
             similar_to=similar.why,
         )
         ranking = rank(index, mentions, top, lambda fs: load_details(cache, index, fs), past)
-    except sqlite3.DatabaseError as exc:  # pages damaged past what opening it checks
-        where = agent_dir / "cache" / "index"
-        raise damaged(f"the cache {where} is damaged: {exc}", where) from exc
+    except sqlite3.DatabaseError as exc:  # pages damaged past what opening it checks,
+        # or a disk that is full or read-only
+        raise cache_error(exc, agent_dir / "cache" / "index") from exc
     finally:
         if log is not None:
             log.close()

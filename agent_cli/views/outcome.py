@@ -41,17 +41,22 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print("\n".join(lines))
     elif status == "rejected":
         out.print(f"run {run_id} rejected: {escape(str(reason))}{cost}")
-        words = shlex.quote(reason) if reason and reason != "plan rejected" else "TEXT"
-        out.print("to plan again with your words (a new run; this one stays as it is):")
-        out.print(f"  agent replay {run_id} --from create_plan --feedback {escape(words)}",
-                  soft_wrap=True)  # whole, to paste
+        result = data.get("result")
+        if isinstance(result, dict) and result.get("diff"):  # rejected after the fix attempts
+            out.print(f"the last diff is kept: agent diff {run_id}")
+        else:
+            words = shlex.quote(reason) if reason and reason != "plan rejected" else "TEXT"
+            out.print("to plan again with your words (a new run; this one stays as it is):")
+            out.print(f"  agent replay {run_id} --from create_plan --feedback {escape(words)}",
+                      soft_wrap=True)  # whole, to paste
     elif status == "failed":
         error = data.get("error") or {}
         out.print(f"[bold red]run {run_id} failed[/]: {escape(str(reason))}{cost}")
         if error.get("hint"):
             out.print(escape(error["hint"]))
         if error and error.get("exit_code") != 2:  # an exception, not a decision: resumable
-            out.print(f"resume with: agent resume {run_id}")
+            if "agent resume" not in str(error.get("hint")):
+                out.print(f"resume with: agent resume {run_id}")
         else:
             out.print(f"the last diff is kept: agent diff {run_id}")
     elif status == "interrupted":

@@ -20,6 +20,7 @@ which is where the safety of this package lives:
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Mapping
@@ -80,7 +81,16 @@ def run_git(
     except subprocess.TimeoutExpired as exc:
         raise GitFailed(["git", *args], f"timed out after {timeout:g}s") from exc
     if check and result.returncode != 0:
-        raise GitFailed(["git", *args], result.stderr.decode("utf-8", "replace"))
+        stderr = result.stderr.decode("utf-8", "replace")
+        for words, code in (("No space left on device", errno.ENOSPC),
+                            ("Disk quota exceeded", errno.EDQUOT),
+                            ("Read-only file system", errno.EROFS)):
+            if words in stderr:  # the disk's fault: say so, as the run store does
+                from agent_cli.durable.fsio import as_storage_error
+
+                raise as_storage_error(OSError(code, words), cwd) from GitFailed(
+                    ["git", *args], stderr)
+        raise GitFailed(["git", *args], stderr)
     return result
 
 

@@ -33,6 +33,7 @@ is not UTF-8 survives an edit of some other part of it byte for byte.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -111,7 +112,28 @@ def _lexical(path: str) -> PurePosixPath:
         raise EditRejected(f"refused: {path} is inside .git/, which edits may not touch")
     if not pure.parts or pure == PurePosixPath("."):
         raise EditRejected(f"refused: {path} is the worktree itself, not a file")
+    _check_length(path, pure)
     return pure
+
+
+NAME_MAX = 255  # bytes in one file name (Linux, macOS; most file systems)
+PATH_MAX = 1024  # bytes in a whole relative path: the worktree's own prefix must fit
+# too (PATH_MAX 4096 on Linux, 1024 on macOS)
+
+
+def _check_length(path: str, pure: PurePosixPath) -> None:
+    """Names the file system cannot hold are refused here, with the limit, rather than
+    failing as an OSError (ENAMETOOLONG) on every later read of the plan."""
+    shown = path if len(path) <= 80 else f"{path[:60]}...{path[-15:]}"
+    for part in pure.parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise EditRejected(f"refused: {shown} has a name of {size} bytes; a file or "
+                               f"directory name is at most {NAME_MAX} bytes")
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > PATH_MAX:
+        raise EditRejected(f"refused: {shown} is {size} bytes long; a path is at most "
+                           f"{PATH_MAX} bytes")
 
 
 def confine(root: Path, path: str) -> Path:
@@ -211,6 +233,11 @@ def _apply_one(root: Path, edit: Edit) -> EditOutcome:
             nearest=exc.nearest,
         )
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            # The disk's fault, not the edit's: telling the model would pay for nothing.
+            from agent_cli.durable.fsio import as_storage_error
+
+            raise as_storage_error(exc, root / edit.path) from exc
         return EditOutcome(
             path=edit.path,
             action=edit.action,

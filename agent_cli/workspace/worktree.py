@@ -121,8 +121,9 @@ def common_dir(repo: Path) -> Path:
     return (repo / out).resolve()
 
 
-def _ensure_excluded(repo: Path) -> None:
-    """Add `.agent/` to `info/exclude` once, so the user's `git status` stays clean."""
+def ensure_excluded(repo: Path) -> None:
+    """Add `.agent/` to `info/exclude` once, so the user's `git status` stays clean.
+    Called before anything is written under `.agent/` (the run store, worktrees)."""
     exclude = common_dir(repo) / "info" / "exclude"
     existing = exclude.read_text(errors="replace") if exclude.exists() else ""
     if any(
@@ -175,7 +176,7 @@ class Worktree:
                 f"{agent_dir} is a symlink; refusing to create worktrees through it",
                 hint=f"remove it with: rm {agent_dir}",
             )
-        _ensure_excluded(root)
+        ensure_excluded(root)
         wt = cls(repo=root, path=agent_dir / "worktrees" / run_id, base_commit=base)
         if wt._healthy():
             if wt._git("rev-parse", "HEAD") != base:
@@ -197,9 +198,7 @@ class Worktree:
         clean base and `DiffDoesNotApply` says why.
         """
         self._require_healthy()
-        self._git("reset", "-q", "--hard", self.base_commit)
-        # -ff: also delete nested git repositories a test run may have created.
-        self._git("clean", "-q", "-ffdx")
+        self._to_base()
         if not diff.strip():
             return
         data = diff.encode("utf-8", "surrogateescape")
@@ -217,8 +216,7 @@ class Worktree:
         )
         if result.returncode != 0:
             # `git apply` is all-or-nothing, but clean up anyway so the state is known.
-            self._git("reset", "-q", "--hard", self.base_commit)
-            self._git("clean", "-q", "-ffdx")
+            self._to_base()
             raise DiffDoesNotApply(
                 f"the diff does not apply to {self.base_commit[:12]} in {self.path}:\n"
                 + result.stderr.decode("utf-8", "replace").strip()
@@ -289,6 +287,16 @@ class Worktree:
         git(self.repo, "worktree", "prune")
 
     # -- internals ---------------------------------------------------------------
+
+    def _to_base(self) -> None:
+        """The clean base commit, whatever the worktree held. Untracked files go first:
+        a `.gitattributes` the last diff added (`*.py text eol=crlf`) would otherwise
+        steer how `reset --hard` writes the files back (CRLF), and the same diff would
+        then not apply to them: rebuilds alternately failing. Reset then rewrites the
+        tracked files under the base commit's own attributes (read from the index on
+        checkout). -ff: also delete nested git repositories a test run may have made."""
+        self._git("clean", "-q", "-ffdx")
+        self._git("reset", "-q", "--hard", self.base_commit)
 
     def _env(self) -> dict[str, str]:
         return {"GIT_CEILING_DIRECTORIES": str(self.path.parent)}

@@ -124,13 +124,21 @@ def test_exhausted_attempts_wait_then_reject_keeps_the_diff(
     assert pending["question"].startswith("tests still failing after 1 attempts")
     assert server.count(tool="submit_fix") == 1
 
+    assert (repo / ".agent" / "worktrees" / run_id).is_dir()
+
+    # Rejected as asked (README: exit 0); the worktree, which no command can use any
+    # more, is removed; the diff stays in the run.
     rejected = agent(["reject", run_id, "--reason", "giving up"], repo, env)
-    assert rejected.returncode == 1, rejected.stderr + rejected.stdout
+    assert rejected.returncode == 0, rejected.stderr + rejected.stdout
     data = run_json(repo, run_id)
-    assert data["status"] == "failed" and data["reason"] == "giving up"
+    assert data["status"] == "rejected" and data["reason"] == "giving up"
+    assert not (repo / ".agent" / "worktrees" / run_id).exists()
+    assert run_id not in git(repo, "worktree", "list")
     kept = agent(["diff", run_id], repo, env)
     assert kept.returncode == 0 and "self.coupon.amount * 2" in kept.stdout
     assert git(repo, "branch", "--list", f"agent/{run_id}").strip() == ""
+    listed = agent(["runs", "--json"], repo, env)
+    assert json.loads(listed.stdout)[0]["status"] == "rejected"
 
 
 def test_reject_at_the_gate_leaves_no_branch_and_no_worktree(
