@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agent_cli.completion import run_ids, step_names
 from agent_cli.errors import AgentError, UsageError
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ RepoOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 RunArg = Annotated[
-    str | None, typer.Argument(help="Run id or a unique prefix (default: the latest run).",
-                               show_default=False)
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: the latest run).",
+        show_default=False, autocompletion=run_ids)
 ]
 
 
@@ -160,7 +162,8 @@ def resume(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = Fal
 @app.command()
 def replay(
     run: RunArg = None,
-    from_step: Annotated[str, typer.Option("--from", help="The step to run again from.")] = ...,  # type: ignore[assignment]
+    from_step: Annotated[str, typer.Option(
+        "--from", help="The step to run again from.", autocompletion=step_names)] = ...,  # type: ignore[assignment]
     repo: RepoOpt = Path("."),
     model: Annotated[str | None, typer.Option(help="Model for the re-executed steps.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Fix attempts for the new run.")] = None,
@@ -189,7 +192,8 @@ def replay(
 def inspect(
     run: RunArg = None,
     repo: RepoOpt = Path("."),
-    step: Annotated[str | None, typer.Option(help="Show this step's artifact.")] = None,
+    step: Annotated[str | None, typer.Option(help="Show this step's artifact.",
+                                             autocompletion=step_names)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The timeline of a run, or with --step, that step's artifact."""
@@ -303,7 +307,7 @@ def main() -> None:
     _stop_on_signals()
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
-        app()
+        app(prog_name="agent")
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 import socket
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_cli.durable import fsio
+from agent_cli.durable.runids import matching, new_run_id, sorted_ids
 from agent_cli.durable.errors import CorruptRecord, RunLocked, RunNotFound, UsageError
 
 ACTIVE = "running"
@@ -33,11 +33,6 @@ FINAL_STATUSES = ("succeeded", "failed", "rejected")
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 class Run:
@@ -240,8 +235,8 @@ class RunStore:
     def ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir()
-                      if not p.name.startswith(".") and (p / "run.json").exists())
+        return sorted_ids(p.name for p in self.runs_dir.iterdir()
+                          if not p.name.startswith(".") and (p / "run.json").exists())
 
     def get(self, run_id: str) -> Run:
         path = self.runs_dir / run_id
@@ -252,7 +247,7 @@ class RunStore:
         return Run(path)
 
     def resolve(self, ref: str | None, *, waiting: bool = False) -> Run:
-        """A run from an id, a unique prefix, or nothing (the latest run; with
+        """A run from an id, a unique prefix or suffix of one, or nothing (the latest run; with
         `waiting`, the latest run waiting for an answer)."""
         ids = self.ids()
         if not ids:
@@ -269,15 +264,14 @@ class RunStore:
             raise UsageError(
                 "no run is waiting for an answer", hint="see each run's status with: agent runs"
             )
-        if ref in ids:
-            return Run(self.runs_dir / ref)
-        matches = [i for i in ids if i.startswith(ref)]
+        matches = matching(ref, ids)
         if not matches:
             raise RunNotFound(f"no run matches {ref!r}", hint="list runs with: agent runs")
         if len(matches) > 1:
-            shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+            shown = "\n".join(f"  {m}" for m in reversed(matches[-10:]))
+            more = f"\n  ... and {len(matches) - 10} more" if len(matches) > 10 else ""
             raise UsageError(
-                f"{ref!r} matches {len(matches)} runs: {shown}",
-                hint="give more characters of the run id",
+                f"{ref!r} matches {len(matches)} runs:\n{shown}{more}",
+                hint="give more characters of the run id, from its start or its end",
             )
         return Run(self.runs_dir / matches[0])

@@ -17,8 +17,15 @@ def render_runs(rows: list[dict[str, Any]]) -> None:
         out.print("no runs yet: start one with agent solve ISSUE.md")
         return
     table = Table(header_style="bold", box=None, padding=(0, 1))
-    for col in ("run", "status", "issue", "age", "cost", "branch"):
-        table.add_column(col, justify="right" if col in ("age", "cost") else "left")
+    # A narrow terminal wraps the issue and folds the branch, never the run id: it is
+    # what the next command needs.
+    widest = max(len(r["id"]) for r in rows)
+    table.add_column("run", no_wrap=True, min_width=widest)
+    table.add_column("status", no_wrap=True)
+    table.add_column("issue")
+    table.add_column("age", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
+    table.add_column("branch", overflow="fold")
     for r in rows:
         issue = escape((r.get("issue") or "")[:50])
         if r.get("parent"):
