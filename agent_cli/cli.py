@@ -96,7 +96,11 @@ def _progress(as_json: bool) -> Any:
 
 @app.command()
 def solve(
-    issue: Annotated[Path, typer.Argument(help="The issue, a Markdown file.")],
+    issue: Annotated[str | None, typer.Argument(
+        help="The issue: a Markdown file, - (stdin), a GitHub issue URL, or '#N' (an issue "
+        "of this checkout's GitHub repository; both through gh).", show_default=False)] = None,
+    text: Annotated[str | None, typer.Option(
+        "--text", help="The issue's text itself, instead of ISSUE.", show_default=False)] = None,
     repo: RepoOpt = Path("."),
     model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gate.")] = False,
@@ -114,7 +118,7 @@ def solve(
     flags = {"model": model, "auto_approve": auto_approve or None, "max_cost": max_cost,
              "max_attempts": max_attempts, "test_cmd": test_cmd, "sandbox": sandbox}
     with _progress(as_json) as progress:
-        outcome = service.solve(issue, repo=repo, flags=flags, on_event=progress)
+        outcome = service.solve(issue, text=text, repo=repo, flags=flags, on_event=progress)
     _finish(outcome, repo, as_json)
 
 

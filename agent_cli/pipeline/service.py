@@ -29,20 +29,12 @@ from agent_cli.workspace.worktree import Worktree, head_commit, repo_root
 EventSink = Callable[[dict[str, Any]], None]
 
 
-def read_issue(path: Path) -> Issue:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"issue file not found: {path}",
-                         hint="write the issue in a Markdown file and pass its path")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    if not text.replace("\x00", "").strip():
-        raise UsageError(f"issue file is empty: {path}",
-                         hint="write a title line and what goes wrong into it")
-    from agent_cli.search import require_words
+def read_issue(spec: str | None, *, text: str | None = None, root: Path) -> Issue:
+    """The issue from a file, `-`, `--text`, a GitHub URL or `#N` (see issue_source)."""
+    from agent_cli import issue_source
 
-    require_words(text, f"issue file {path}")  # before the analysis is paid for
-    first = next(line for line in text.splitlines() if line.strip())
-    return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=str(path.resolve()))
+    found = issue_source.read(spec, text=text, root=root)
+    return Issue(title=found.title, text=found.text, path=found.source)
 
 
 def store_for(repo: Path) -> durable.RunStore:
@@ -73,10 +65,10 @@ def _check_run_repo(run: durable.Run, root: Path) -> None:
                          hint=f"run agent from {recorded}")
 
 
-def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
-          on_event: EventSink | None = None) -> durable.Outcome:
+def solve(issue_spec: str | None, *, repo: Path, flags: dict[str, Any],
+          on_event: EventSink | None = None, text: str | None = None) -> durable.Outcome:
     root = repo_root(repo)
-    issue = read_issue(issue_path)
+    issue = read_issue(issue_spec, text=text, root=root)
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
