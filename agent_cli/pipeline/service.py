@@ -181,7 +181,8 @@ def _execute(run: durable.Run, settings: Settings, root: Path, *,
         base_url=settings.base_url, timeout=settings.request_timeout,
         max_retries=settings.max_retries)
     runtime = Runtime(models=ModelService(conn, root / ".agent" / "runs"), repo=root,
-                      agent_dir=root / ".agent")
+                      agent_dir=root / ".agent",
+                      base_commit=(run.load().get("repo") or {}).get("base_commit"))
     with using(runtime):
         return durable.execute(run, coding_agent, answer=answer, on_event=on_event)
 
