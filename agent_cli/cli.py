@@ -272,6 +272,28 @@ def diff(run: RunArg = None, repo: RepoOpt = Path(".")) -> None:
 
 
 @app.command()
+def clean(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    finished: Annotated[bool, typer.Option(
+        "--finished", help="Every run that succeeded, failed or was rejected.")] = False,
+    branches: Annotated[bool, typer.Option(
+        "--branches", help="Also delete the agent/<run> branches those runs made (only "
+        "where they still point at the run's commit).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the worktrees of runs that are over; never a waiting or running run's."""
+    from agent_cli.pipeline.clean import clean as clean_runs
+
+    report = clean_runs(run, repo=repo, finished=finished, branches=branches)
+    if as_json:
+        return _print_json(report)
+    from agent_cli.views.runs import render_clean
+
+    render_clean(report)
+
+
+@app.command()
 def locate(
     issue: Annotated[Path, typer.Argument(help="The issue, a Markdown file.")],
     repo: RepoOpt = Path("."),

@@ -43,3 +43,17 @@ def render_diff(diff: str) -> None:
         out.print(Syntax(diff, "diff", background_color="default"))
     else:
         sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")
+
+
+def render_clean(report: list[dict[str, Any]]) -> None:
+    out = console()
+    removed = [r for r in report if r["removed"]]
+    for r in report:
+        if r["removed"]:
+            out.print(f"run {r['run']} ({r['status']}): removed {', '.join(r['removed'])}",
+                      markup=False)
+        for why in r["kept"]:
+            out.print(f"run {r['run']} ({r['status']}): kept {why}", markup=False)
+    if not removed:
+        out.print("nothing to remove: no worktree (or, with --branches, branch) of a run that "
+                  "is over is left", markup=False)
