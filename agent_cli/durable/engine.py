@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from agent_cli.durable.errors import AgentError, Suspended, UsageError
 from agent_cli.durable.fingerprint import Unfingerprintable, digest, digest_text, to_jsonable
-from agent_cli.durable.store import Run, RunStore, now_iso
+from agent_cli.durable.store import Run, RunStore, now_iso, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -603,7 +603,7 @@ def _check_can_execute(
     waiting = data.get("status") == "waiting" and data.get("pending_wait")
     if answer is not None and not waiting:
         raise UsageError(
-            f"run {run.id} is not waiting for an answer (it is {run.status(data)})",
+            f"run {run.id} is not waiting for an answer: it {state(run.status(data))}",
             hint="see what it is doing with: agent inspect " + run.id,
         )
     if answer is None and waiting:

@@ -31,6 +31,15 @@ ACTIVE = "running"
 FINAL_STATUSES = ("succeeded", "failed", "rejected")
 
 
+_STATES = {"succeeded": "has succeeded", "failed": "has failed", "rejected": "was rejected",
+           "interrupted": "was interrupted", "created": "has not started"}
+
+
+def state(status: str) -> str:
+    """A status in a sentence: "run X has succeeded", "run X is waiting"."""
+    return _STATES.get(status, f"is {status}")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from agent_cli import durable
 from agent_cli.answers import Answer
+from agent_cli.durable.store import state as durable_state
 from agent_cli.errors import UsageError
 from agent_cli.llm import Connection, ModelService, NoApiKey, is_replay, resolve_model
 from agent_cli.pipeline.artifacts import Issue, RepoRef
@@ -115,7 +116,7 @@ def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) ->
     status = run.status(data)
     decided = status == "failed" and not data.get("error")  # e.g. stopped at a wait
     if status in ("succeeded", "rejected") or decided:
-        raise UsageError(f"run {run.id} has already {status}; there is nothing to resume",
+        raise UsageError(f"run {run.id} {durable_state(status)}; there is nothing to resume",
                          hint=f"fork it from a stage with: agent replay {run.id} --from STEP")
     if status == "waiting":
         raise UsageError(f"run {run.id} is waiting for an answer, not interrupted",
@@ -190,7 +191,8 @@ def _execute(run: durable.Run, settings: Settings, root: Path, *,
 def _pending(run: durable.Run) -> dict[str, Any]:
     data = run.load()
     if data.get("status") != "waiting" or not data.get("pending_wait"):
-        raise UsageError(f"run {run.id} is not waiting for an answer (it is {run.status(data)})",
+        raise UsageError(f"run {run.id} is not waiting for an answer: it "
+                         f"{durable_state(run.status(data))}",
                          hint=f"see where it stands with: agent inspect {run.id}")
     return data["pending_wait"]
 

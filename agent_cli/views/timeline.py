@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from typing import Any
 
@@ -145,7 +147,8 @@ def _plan(plan: dict[str, Any]) -> Panel:
 
 
 def _tests(r: dict[str, Any]) -> Panel:
-    lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {r['summary']}"),
+    summary = re.sub(r"^(failed: |passed )", "", str(r["summary"]))  # said by the word before
+    lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {summary}"),
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
     if r.get("sandbox"):
         lines.append(escape(f"sandbox: {r['sandbox']}"))
