@@ -28,13 +28,39 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from agent_cli import __version__
+
+        sys.stdout.write(f"agent {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print the version and exit.", is_eager=True,
+        callback=_version)] = False) -> None:
+    """A durable coding agent: issue in, tested branch out. Every stage is a checkpoint."""
 
 RepoOpt = Annotated[
     Path, typer.Option("--repo", help="The git checkout (default: the current directory).",
                        show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+WaitingRunArg = Annotated[
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: the latest "
+        "waiting run).", show_default=False, autocompletion=run_ids)
+]
+CostRunArg = Annotated[
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: every run, "
+        "by day and model).", show_default=False, autocompletion=run_ids)
+]
 RunArg = Annotated[
     str | None, typer.Argument(
         help="Run id, or any unique part of it from its start or its end (default: the latest run).",
@@ -70,10 +96,12 @@ def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
     run = _store(repo).get(outcome.run_id)
     data = run.load()
     spent = reports.spent_usd(run)
+    unpriced = reports.unpriced(run)
     if as_json:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         _print_json({"run_id": outcome.run_id, "status": outcome.status, "reason": outcome.reason,
-                     "cost_usd": round(spent, 6), "branch": (result or {}).get("branch"),
+                     "cost_usd": round(spent, 6), "cost_unknown": unpriced,
+                     "branch": (result or {}).get("branch"),
                      "pending_wait": data.get("pending_wait"), "error": data.get("error"),
                      "sandbox": reports.sandbox_detail(run, data),
                      "repo_settings": data.get("repo_settings") or {}})
@@ -81,7 +109,7 @@ def _finish(outcome: Outcome, repo: Path, as_json: bool) -> None:
         from agent_cli.views.outcome import render_outcome
 
         render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent,
-                       reports.sandbox_detail(run, data))
+                       reports.sandbox_detail(run, data), unpriced=unpriced)
     raise typer.Exit(exit_code(outcome))
 
 
@@ -124,7 +152,7 @@ def solve(
 
 @app.command()
 def approve(
-    run: RunArg = None,
+    run: WaitingRunArg = None,
     repo: RepoOpt = Path("."),
     comment: Annotated[str | None, typer.Option(help="A note recorded with the answer.")] = None,
     budget: Annotated[float | None, typer.Option(help="USD to add to the run's budget.")] = None,
@@ -140,7 +168,7 @@ def approve(
 
 @app.command()
 def reject(
-    run: RunArg = None,
+    run: WaitingRunArg = None,
     repo: RepoOpt = Path("."),
     reason: Annotated[str | None, typer.Option(help="Why, recorded with the answer.")] = None,
     as_json: JsonOpt = False,
@@ -216,14 +244,15 @@ def inspect(
         keys = ", ".join(r["key"] for r in found.records())
         raise UsageError(f"run {found.id} has no step {step!r}", hint=f"its steps: {keys}")
     if as_json:  # the artifact itself; a wait's question and answer
-        return _print_json(record.get("output") if record.get("kind") == "step" else record)
+        return _print_json(record.get("output") if record.get("kind") == "step" else
+                           {k: v for k, v in record.items() if not k.startswith("_")})
     from agent_cli.views.timeline import render_step
 
     render_step(record)
 
 
 @app.command()
-def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def cost(run: CostRunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Tokens and dollars per step and model; without RUN, every run by day and model."""
     from agent_cli.pipeline import reports
 

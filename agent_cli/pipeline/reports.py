@@ -32,6 +32,23 @@ def spent_usd(run: Run) -> float:
     return sum(c.get("cost_usd") or 0.0 for c in calls(run))
 
 
+def unpriced(run: Run) -> bool:
+    """Whether a call this run paid for has no known price (a model genai-prices does
+    not know, without `prices:`): its spending is then unknown, not $0."""
+    return any(c.get("status", "ok") == "ok" and not c.get("served_from")
+               and c.get("cost_usd") is None and c.get("usage") for c in calls(run))
+
+
+def complete(totals: dict[str, Any]) -> dict[str, Any]:
+    """A totals dict in its documented shape, whatever was added to it: every token
+    kind, `cost_usd` (None when every call was unpriced) and `unknown_cost`."""
+    unknown = bool(totals.get("unknown_cost"))
+    known = totals.get("cost_usd")
+    return {**{k: int(totals.get(k, 0)) for k in KINDS},
+            "cost_usd": None if unknown and known is None else float(known or 0.0),
+            "unknown_cost": unknown}
+
+
 def _add(total: dict[str, Any], usage: dict[str, int], cost: float | None) -> None:
     for k in KINDS:
         total[k] = total.get(k, 0) + int(usage.get(k, 0))
@@ -131,7 +148,8 @@ def run_cost(run: Run) -> dict[str, Any]:
             saved += rec.get("cost_usd") or 0.0
             reused.append({"key": rec["key"], "from": rec["reused_from"],
                            "cost_usd": rec.get("cost_usd")})
-    return {"run": run.id, "steps": per_step, "models": dict(per_model), "total": total,
+    return {"run": run.id, "steps": {k: complete(v) for k, v in per_step.items()},
+            "models": {k: complete(v) for k, v in per_model.items()}, "total": complete(total),
             "reused": reused, "saved_usd": saved, "served_recorded_usd": recorded}
 
 
@@ -143,8 +161,8 @@ def all_costs(store: RunStore) -> dict[str, Any]:
             day = (c.get("started_at") or "")[:10]
             _add(rows[(day, c.get("model") or "?")], c.get("usage") or {}, c.get("cost_usd"))
             _add(total, c.get("usage") or {}, c.get("cost_usd"))
-    out = [{"day": d, "model": m, **v} for (d, m), v in sorted(rows.items())]
-    return {"rows": out, "total": total, "runs": len(store.ids())}
+    out = [{"day": d, "model": m, **complete(v)} for (d, m), v in sorted(rows.items())]
+    return {"rows": out, "total": complete(total), "runs": len(store.ids())}
 
 
 def list_runs(store: RunStore) -> list[dict[str, Any]]:
@@ -155,20 +173,17 @@ def list_runs(store: RunStore) -> list[dict[str, Any]]:
         spent = spent_usd(run)
         summary = _summary(run, data)
         summary["cost_usd"] = spent
+        summary["cost_unknown"] = unpriced(run)
         summary["age"] = _age(data.get("created_at"))
         out.append(summary)
     return out
 
 
-def _age(stamp: str | None) -> str:
+def _age(stamp: str | None) -> int | None:
+    """Whole seconds since `stamp` (an ISO time), for `runs --json`; views shorten it."""
     if not stamp:
-        return "?"
-    delta = datetime.now(UTC) - datetime.fromisoformat(stamp)
-    s = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
+        return None
+    return int((datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds())
 
 
 def run_diff(run: Run) -> str | None:

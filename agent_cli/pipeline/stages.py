@@ -261,5 +261,7 @@ def create_pr(issue: Issue, exploration: ExplorationResult, plan: Implementation
         branch=made.branch, commit=made.commit, title=draft.title, body=draft.body,
         files=made.files_changed, pr_path=str(pr_path), pushed=bool(pushed and pushed.pushed),
         url=pushed.pr_url if pushed else None,
-        push_commands=pushed.commands if pushed else ctx.push_commands(repo, made.branch, pr_path),
+        push_commands=pushed.commands if pushed else ctx.push_commands(repo, made.branch,
+                                                                       draft.title, pr_path),
+        push_skipped=pushed.reason if pushed and not pushed.pushed else None,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from agent_cli.views.common import console, money
+from agent_cli.views.common import age, console, money
 
 
 def render_runs(rows: list[dict[str, Any]]) -> None:
@@ -30,7 +30,9 @@ def render_runs(rows: list[dict[str, Any]]) -> None:
         issue = escape((r.get("issue") or "")[:50])
         if r.get("parent"):
             issue += f" (replay of {r['parent']['run_id']})"
-        table.add_row(r["id"], r["status"], issue, r["age"], money(r["cost_usd"]),
+        cost = None if r.get("cost_unknown") and not r["cost_usd"] else r["cost_usd"]
+        table.add_row(r["id"], r["status"], issue, age(r["age"]),
+                      money(cost, bool(r.get("cost_unknown"))),
                       r.get("branch") or "")
     out.print(table)
 
@@ -38,9 +40,12 @@ def render_runs(rows: list[dict[str, Any]]) -> None:
 def render_diff(diff: str) -> None:
     out = console()
     if out.is_terminal:
-        from rich.syntax import Syntax
+        # Our own colours, not a syntax theme's: a theme paints context lines white,
+        # which a light terminal cannot show. Context keeps the terminal's own colour.
+        from rich.text import Text
 
-        out.print(Syntax(diff, "diff", background_color="default"))
+        for line in diff.splitlines():
+            out.print(Text(line, style=_diff_style(line)), soft_wrap=True)
     else:
         sys.stdout.write(diff if diff.endswith("\n") else diff + "\n")
 
@@ -57,3 +62,15 @@ def render_clean(report: list[dict[str, Any]]) -> None:
     if not removed:
         out.print("nothing to remove: no worktree (or, with --branches, branch) of a run that "
                   "is over is left", markup=False)
+
+
+def _diff_style(line: str) -> str:
+    if line.startswith(("diff --git", "index ", "--- ", "+++ ", "new file", "deleted file")):
+        return "bold"
+    if line.startswith("@@"):
+        return "cyan"
+    if line.startswith("+"):
+        return "green"
+    if line.startswith("-"):
+        return "red"
+    return ""
