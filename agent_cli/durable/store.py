@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent_cli.durable import fsio
-from agent_cli.durable.runids import matching, new_run_id, sorted_ids
 from agent_cli.durable.errors import CorruptRecord, RunLocked, RunNotFound, UsageError
+from agent_cli.durable.runids import matching, new_run_id, sorted_ids
 
 ACTIVE = "running"
 FINAL_STATUSES = ("succeeded", "failed", "rejected")

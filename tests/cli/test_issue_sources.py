@@ -66,7 +66,7 @@ def analysis_prompt(server: FakeAnthropic) -> str:
 def solve_to_gate(repo: Path, env: dict[str, str], *args: str, stdin: str | None = None
                   ) -> dict:
     proc = subprocess.run([sys.executable, "-m", "agent_cli", "solve", *args, "--json"],
-                          cwd=repo, env=env, input=stdin, capture_output=True, text=True,
+                          cwd=repo, env=env, input=stdin, capture_output=True, text=True, check=False,
                           timeout=120)
     assert proc.returncode == 75, proc.stderr
     return scenario.run_json(repo, json.loads(proc.stdout)["run_id"])
@@ -75,7 +75,7 @@ def solve_to_gate(repo: Path, env: dict[str, str], *args: str, stdin: str | None
 def refused(repo: Path, env: dict[str, str], *args: str, stdin: bytes | None = None,
             says: tuple[str, ...]) -> str:
     proc = subprocess.run([sys.executable, "-m", "agent_cli", "solve", *args], cwd=repo,
-                          env=env, input=stdin, capture_output=True, timeout=120)
+                          env=env, input=stdin, capture_output=True, timeout=120, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert "Traceback" not in err, err

@@ -106,7 +106,7 @@ def _complete(repo: Repo, words: str, *, python_flags: tuple[str, ...] = ()
     env = {**repo.env, "_AGENT_COMPLETE": "complete_bash", "COMP_WORDS": words,
            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
     return subprocess.run([sys.executable, *python_flags, "-m", "agent_cli"], cwd=repo.path,
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_completion_offers_run_ids_newest_first(repo: Repo) -> None:

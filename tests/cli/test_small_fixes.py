@@ -152,7 +152,7 @@ def bare(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
            if not k.startswith(("AGENT_", "ANTHROPIC_"))}
     env.update(PYTHONPATH=str(scenario.REPO), NO_COLOR="1")
     proc = subprocess.run([sys.executable, "-m", "agent_cli", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
