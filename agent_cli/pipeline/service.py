@@ -116,7 +116,9 @@ def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) ->
     status = run.status(data)
     decided = status == "failed" and not data.get("error")  # e.g. stopped at a wait
     if status in ("succeeded", "rejected") or decided:
-        raise UsageError(f"run {run.id} {durable_state(status)}; there is nothing to resume",
+        already = durable_state(status).replace("has ", "has already ", 1).replace(
+            "was ", "was already ", 1)  # "has already succeeded", "was already rejected"
+        raise UsageError(f"run {run.id} {already}; there is nothing to resume",
                          hint=f"fork it from a stage with: agent replay {run.id} --from STEP")
     if status == "waiting":
         raise UsageError(f"run {run.id} is waiting for an answer, not interrupted",

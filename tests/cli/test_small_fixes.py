@@ -124,7 +124,7 @@ def test_a_failed_test_step_does_not_say_failed_twice(run: Run) -> None:
 def test_status_reads_as_english(run: Run) -> None:
     resumed = agent(run, "resume", run.id)
     assert resumed.returncode == 2
-    assert f"run {run.id} has succeeded; there is nothing to resume" in resumed.stderr
+    assert f"run {run.id} has already succeeded; there is nothing to resume" in resumed.stderr
     approved = agent(run, "approve", run.id)
     assert approved.returncode == 2
     assert "it has succeeded" in approved.stderr and "it is succeeded" not in approved.stderr
