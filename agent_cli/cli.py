@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agent_cli.completion import run_ids, step_names
 from agent_cli.errors import AgentError, UsageError
 
 if TYPE_CHECKING:
@@ -27,7 +28,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from agent_cli import __version__
+
+        sys.stdout.write(f"agent {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print the version and exit.", is_eager=True,
+        callback=_version)] = False) -> None:
+    """A durable coding agent: issue in, tested branch out. Every stage is a checkpoint."""
 
 RepoOpt = Annotated[
     Path, typer.Option("--repo", help="The git checkout (default: the current directory).",
@@ -36,9 +53,20 @@ RepoOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 DetachOpt = Annotated[bool, typer.Option(
     "--detach", help="At the plan gate, do not ask here: exit 75 (as without a terminal).")]
+WaitingRunArg = Annotated[
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: the latest "
+        "waiting run).", show_default=False, autocompletion=run_ids)
+]
+CostRunArg = Annotated[
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: every run, "
+        "by day and model).", show_default=False, autocompletion=run_ids)
+]
 RunArg = Annotated[
-    str | None, typer.Argument(help="Run id or a unique prefix (default: the latest run).",
-                               show_default=False)
+    str | None, typer.Argument(
+        help="Run id, or any unique part of it from its start or its end (default: the latest run).",
+        show_default=False, autocompletion=run_ids)
 ]
 
 
@@ -84,10 +112,12 @@ def _render(outcome: Outcome, repo: Path, as_json: bool) -> None:
     run = _store(repo).get(outcome.run_id)
     data = {**run.load(), "error": outcome.error} if outcome.error else run.load()
     spent = reports.spent_usd(run)
+    unpriced = reports.unpriced(run)
     if as_json:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         _print_json({"run_id": outcome.run_id, "status": outcome.status, "reason": outcome.reason,
-                     "cost_usd": round(spent, 6), "branch": (result or {}).get("branch"),
+                     "cost_usd": round(spent, 6), "cost_unknown": unpriced,
+                     "branch": (result or {}).get("branch"),
                      "pending_wait": data.get("pending_wait"), "error": data.get("error"),
                      "sandbox": reports.sandbox_detail(run, data),
                      "repo_settings": data.get("repo_settings") or {}})
@@ -96,7 +126,7 @@ def _render(outcome: Outcome, repo: Path, as_json: bool) -> None:
         from agent_cli.views.outcome import render_outcome
 
         render_outcome(outcome.run_id, outcome.status, outcome.reason, data, spent,
-                       reports.sandbox_detail(run, data),
+                       reports.sandbox_detail(run, data), unpriced=unpriced,
                        notes=drift(run) if outcome.status == "waiting" else None)
 
 
@@ -111,7 +141,11 @@ def _progress(as_json: bool) -> Any:
 
 @app.command()
 def solve(
-    issue: Annotated[Path, typer.Argument(help="The issue, a Markdown file.")],
+    issue: Annotated[str | None, typer.Argument(
+        help="The issue: a Markdown file, - (stdin), a GitHub issue URL, or '#N' (an issue "
+        "of this checkout's GitHub repository; both through gh).", show_default=False)] = None,
+    text: Annotated[str | None, typer.Option(
+        "--text", help="The issue's text itself, instead of ISSUE.", show_default=False)] = None,
     repo: RepoOpt = Path("."),
     model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gate.")] = False,
@@ -131,13 +165,13 @@ def solve(
     flags = {"model": model, "auto_approve": auto_approve or None, "max_cost": max_cost,
              "max_attempts": max_attempts, "test_cmd": test_cmd, "sandbox": sandbox}
     with _progress(as_json) as progress:
-        outcome = service.solve(issue, repo=repo, flags=flags, on_event=progress)
+        outcome = service.solve(issue, text=text, repo=repo, flags=flags, on_event=progress)
     _finish(outcome, repo, as_json, detach)
 
 
 @app.command()
 def approve(
-    run: RunArg = None,
+    run: WaitingRunArg = None,
     repo: RepoOpt = Path("."),
     comment: Annotated[str | None, typer.Option(
         help="At the plan gate: words the model is shown with the plan.")] = None,
@@ -159,8 +193,9 @@ def approve(
 
 @app.command()
 def revise(
-    run: Annotated[str, typer.Argument(help="Run id or a unique prefix; alone, the feedback "
-                                       "for the latest waiting run.", show_default=False)],
+    run: Annotated[str, typer.Argument(help="Run id, or any unique part of it from its start "
+                                       "or its end; alone, the feedback for the latest waiting "
+                                       "run.", show_default=False, autocompletion=run_ids)],
     feedback: Annotated[str | None, typer.Argument(
         help="What the plan should do differently.", show_default=False)] = None,
     repo: RepoOpt = Path("."),
@@ -177,7 +212,7 @@ def revise(
 
 
 @app.command()
-def edit(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
+def edit(run: WaitingRunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
          detach: DetachOpt = False) -> None:
     """Edit the plan in $VISUAL/$EDITOR; it becomes the run's plan and the gate asks again."""
     from agent_cli.pipeline import service
@@ -195,7 +230,7 @@ def edit(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False
 
 @app.command()
 def reject(
-    run: RunArg = None,
+    run: WaitingRunArg = None,
     repo: RepoOpt = Path("."),
     reason: Annotated[str | None, typer.Option(help="Why, recorded with the answer.")] = None,
     as_json: JsonOpt = False,
@@ -222,7 +257,8 @@ def resume(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = Fal
 @app.command()
 def replay(
     run: RunArg = None,
-    from_step: Annotated[str, typer.Option("--from", help="The step to run again from.")] = ...,  # type: ignore[assignment]
+    from_step: Annotated[str, typer.Option(
+        "--from", help="The step to run again from.", autocompletion=step_names)] = ...,  # type: ignore[assignment]
     repo: RepoOpt = Path("."),
     model: Annotated[str | None, typer.Option(help="Model for the re-executed steps.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Fix attempts for the new run.")] = None,
@@ -252,7 +288,8 @@ def replay(
 def inspect(
     run: RunArg = None,
     repo: RepoOpt = Path("."),
-    step: Annotated[str | None, typer.Option(help="Show this step's artifact.")] = None,
+    step: Annotated[str | None, typer.Option(help="Show this step's artifact.",
+                                             autocompletion=step_names)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The timeline of a run, or with --step, that step's artifact."""
@@ -271,7 +308,8 @@ def inspect(
         keys = ", ".join(r["key"] for r in found.records())
         raise UsageError(f"run {found.id} has no step {step!r}", hint=f"its steps: {keys}")
     if as_json:  # the artifact itself; a wait's question and answer
-        return _print_json(record.get("output") if record.get("kind") == "step" else record)
+        return _print_json(record.get("output") if record.get("kind") == "step" else
+                           {k: v for k, v in record.items() if not k.startswith("_")})
     from agent_cli.pipeline.transcript import answers
     from agent_cli.views.timeline import render_step
 
@@ -294,7 +332,7 @@ def show(
 
 
 @app.command()
-def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def cost(run: CostRunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Tokens and dollars per step and model; without RUN, every run by day and model."""
     from agent_cli.pipeline import reports
 
@@ -346,6 +384,28 @@ def diff(run: RunArg = None, repo: RepoOpt = Path(".")) -> None:
 
 
 @app.command()
+def clean(
+    run: RunArg = None,
+    repo: RepoOpt = Path("."),
+    finished: Annotated[bool, typer.Option(
+        "--finished", help="Every run that succeeded, failed or was rejected.")] = False,
+    branches: Annotated[bool, typer.Option(
+        "--branches", help="Also delete the agent/<run> branches those runs made (only "
+        "where they still point at the run's commit).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the worktrees of runs that are over; never a waiting or running run's."""
+    from agent_cli.pipeline.clean import clean as clean_runs
+
+    report = clean_runs(run, repo=repo, finished=finished, branches=branches)
+    if as_json:
+        return _print_json(report)
+    from agent_cli.views.runs import render_clean
+
+    render_clean(report)
+
+
+@app.command()
 def locate(
     issue: Annotated[Path, typer.Argument(help="The issue, a Markdown file.")],
     repo: RepoOpt = Path("."),
@@ -388,7 +448,7 @@ def main() -> None:
     _stop_on_signals()
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
-        app()
+        app(prog_name="agent")
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)

@@ -33,6 +33,10 @@ def prepare(directory: Path | None) -> tuple[Path, Path]:
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="agent-demo-"))
     directory = directory.resolve()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a directory",
+                         hint="give a new or empty directory (agent demo DIR), or none for a "
+                         "temporary one")
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"{directory} is not empty",
                          hint="give a new or empty directory, or none for a temporary one")
@@ -80,7 +84,7 @@ def run_demo(directory: Path | None) -> int:
                        data, spent, reports.sandbox_detail(run, data))
 
     with progress() as p:
-        outcome = service.solve(issue, repo=repo, flags=flags, on_event=p)
+        outcome = service.solve(str(issue), repo=repo, flags=flags, on_event=p)
     show(outcome)
     if outcome.status == "waiting":
         out.print(f"\nThe demo approves its own plan (you would run: agent approve {outcome.run_id})\n")

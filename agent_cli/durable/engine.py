@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from agent_cli.durable.errors import AgentError, StorageError, Suspended, UsageError
 from agent_cli.durable.fingerprint import Unfingerprintable, digest, digest_text, to_jsonable
-from agent_cli.durable.store import Run, RunStore, keep_reserve, now_iso, release_reserve
+from agent_cli.durable.store import Run, RunStore, keep_reserve, now_iso, release_reserve, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -626,7 +626,7 @@ def _check_can_execute(
     waiting = data.get("status") == "waiting" and data.get("pending_wait")
     if answer is not None and not waiting:
         raise UsageError(
-            f"run {run.id} is not waiting for an answer (it is {run.status(data)})",
+            f"run {run.id} is not waiting for an answer: it {state(run.status(data))}",
             hint="see what it is doing with: agent inspect " + run.id,
         )
     if answer is None and waiting:

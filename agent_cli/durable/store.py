@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 import socket
 import sys
@@ -37,24 +36,24 @@ from pathlib import Path
 from typing import Any
 
 from agent_cli.durable import fsio
-from agent_cli.durable.errors import (
-    CorruptRecord,
-    RunLocked,
-    RunNotFound,
-    UsageError,
-)
+from agent_cli.durable.errors import CorruptRecord, RunLocked, RunNotFound, UsageError
+from agent_cli.durable.runids import matching, new_run_id, sorted_ids
 
 ACTIVE = "running"
 FINAL_STATUSES = ("succeeded", "failed", "rejected")
 
 
+_STATES = {"succeeded": "has succeeded", "failed": "has failed", "rejected": "was rejected",
+           "interrupted": "was interrupted", "created": "has not started"}
+
+
+def state(status: str) -> str:
+    """A status in a sentence: "run X has succeeded", "run X is waiting"."""
+    return _STATES.get(status, f"is {status}")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 class Run:
@@ -384,8 +383,8 @@ class RunStore:
         if not self.runs_dir.is_dir():
             return []
         self.sweep()
-        return sorted(p.name for p in self.runs_dir.iterdir()
-                      if not p.name.startswith(".") and (p / "run.json").exists())
+        return sorted_ids(p.name for p in self.runs_dir.iterdir()
+                          if not p.name.startswith(".") and (p / "run.json").exists())
 
     def sweep(self) -> None:
         """Remove what killed processes left: staged run directories whose creator is
@@ -423,7 +422,7 @@ class RunStore:
         return Run(path)
 
     def resolve(self, ref: str | None, *, waiting: bool = False) -> Run:
-        """A run from an id, a unique prefix, or nothing (the latest run; with
+        """A run from an id, a unique prefix or suffix of one, or nothing (the latest run; with
         `waiting`, the latest run waiting for an answer)."""
         ids = self.ids()
         if not ids:
@@ -443,15 +442,14 @@ class RunStore:
             raise UsageError(
                 "no run is waiting for an answer", hint="see each run's status with: agent runs"
             )
-        if ref in ids:
-            return Run(self.runs_dir / ref)
-        matches = [i for i in ids if i.startswith(ref)]
+        matches = matching(ref, ids)
         if not matches:
             raise RunNotFound(f"no run matches {ref!r}", hint="list runs with: agent runs")
         if len(matches) > 1:
-            shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+            shown = "\n".join(f"  {m}" for m in reversed(matches[-10:]))
+            more = f"\n  ... and {len(matches) - 10} more" if len(matches) > 10 else ""
             raise UsageError(
-                f"{ref!r} matches {len(matches)} runs: {shown}",
-                hint="give more characters of the run id",
+                f"{ref!r} matches {len(matches)} runs:\n{shown}{more}",
+                hint="give more characters of the run id, from its start or its end",
             )
         return Run(self.runs_dir / matches[0])

@@ -324,6 +324,8 @@ class PullRequest(Strict):
     pushed: bool
     url: str | None = None
     push_commands: list[str] = []
+    push_skipped: str | None = None
+    """With `push: true`: why nothing was pushed (no remote, no gh)."""
 
 
 class Stopped(Strict):

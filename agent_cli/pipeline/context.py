@@ -264,7 +264,8 @@ def same_path(a: str, b: str) -> bool:
     return posixpath.normpath(a) == posixpath.normpath(b)
 
 
-def push_commands(repo: RepoRef, branch_name: str, pr_path: Path) -> list[str]:
-    return [f"cd {shlex.quote(repo.path)}",
-            f"git push -u origin {branch_name}",
-            f"gh pr create --draft --head {branch_name} --body-file {shlex.quote(str(pr_path))}"]
+def push_commands(repo: RepoRef, branch_name: str, title: str, pr_path: Path) -> list[str]:
+    return [shlex.join(["cd", repo.path]),
+            shlex.join(["git", "push", "-u", "origin", branch_name]),
+            shlex.join(["gh", "pr", "create", "--draft", "--head", branch_name, "--title", title,
+                        "--body-file", str(pr_path)])]

@@ -69,12 +69,12 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
         if attempts >= allowed:
             more = durable.wait(
                 "tests_failing",
-                f"tests still failing after {attempts} attempts — grant more attempts or stop",
+                f"tests still failing after {_attempts(attempts)} — grant more attempts or stop",
                 Answer, {"attempts": attempts, "summary": result.summary,
                          "failures": [f.id for f in result.failures][:20]})
             if not more.approved:
                 return Stopped(run_status="rejected", diff=changes.diff,
-                               reason=more.reason or f"tests still failing after {attempts} attempts")
+                               reason=more.reason or f"tests still failing after {_attempts(attempts)}")
             allowed += max(1, number_setting("max_attempts", 3))
         attempts += 1
         changes = fix_code(issue, exploration, plan, changes, result, attempts, repo)
@@ -84,6 +84,10 @@ def coding_agent(issue: Issue, repo: RepoRef) -> PullRequest | Stopped:
         return Stopped(run_status="failed", reason="the tests pass but the change is empty: "
                        "nothing to commit (was the issue already fixed?)")
     return create_pr(issue, exploration, plan, changes, result, repo)
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 def gate_metadata(plan: ImplementationPlan, baseline: TestBaseline) -> dict[str, object]:

@@ -13,7 +13,7 @@ run nothing: their original cost is shown as saved.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from agent_cli.durable import CorruptRecord, Run, RunStore, fsio
@@ -30,6 +30,23 @@ def calls(run: Run) -> list[dict[str, Any]]:
 def spent_usd(run: Run) -> float:
     """Dollars this run paid (served and failed calls cost nothing; unknown counts 0)."""
     return sum(c.get("cost_usd") or 0.0 for c in calls(run))
+
+
+def unpriced(run: Run) -> bool:
+    """Whether a call this run paid for has no known price (a model genai-prices does
+    not know, without `prices:`): its spending is then unknown, not $0."""
+    return any(c.get("status", "ok") == "ok" and not c.get("served_from")
+               and c.get("cost_usd") is None and c.get("usage") for c in calls(run))
+
+
+def complete(totals: dict[str, Any]) -> dict[str, Any]:
+    """A totals dict in its documented shape, whatever was added to it: every token
+    kind, `cost_usd` (None when every call was unpriced) and `unknown_cost`."""
+    unknown = bool(totals.get("unknown_cost"))
+    known = totals.get("cost_usd")
+    return {**{k: int(totals.get(k, 0)) for k in KINDS},
+            "cost_usd": None if unknown and known is None else float(known or 0.0),
+            "unknown_cost": unknown}
 
 
 def _add(total: dict[str, Any], usage: dict[str, int], cost: float | None) -> None:
@@ -131,7 +148,8 @@ def run_cost(run: Run) -> dict[str, Any]:
             saved += rec.get("cost_usd") or 0.0
             reused.append({"key": rec["key"], "from": rec["reused_from"],
                            "cost_usd": rec.get("cost_usd")})
-    return {"run": run.id, "steps": per_step, "models": dict(per_model), "total": total,
+    return {"run": run.id, "steps": {k: complete(v) for k, v in per_step.items()},
+            "models": {k: complete(v) for k, v in per_model.items()}, "total": complete(total),
             "reused": reused, "saved_usd": saved, "served_recorded_usd": recorded}
 
 
@@ -152,8 +170,8 @@ def all_costs(store: RunStore) -> dict[str, Any]:
             day = (c.get("started_at") or "")[:10]
             _add(rows[(day, c.get("model") or "?")], c.get("usage") or {}, c.get("cost_usd"))
             _add(total, c.get("usage") or {}, c.get("cost_usd"))
-    out = [{"day": d, "model": m, **v} for (d, m), v in sorted(rows.items())]
-    return {"rows": out, "total": total, "runs": counted}
+    out = [{"day": d, "model": m, **complete(v)} for (d, m), v in sorted(rows.items())]
+    return {"rows": out, "total": complete(total), "runs": counted}
 
 
 def list_runs(store: RunStore) -> list[dict[str, Any]]:
@@ -165,6 +183,7 @@ def list_runs(store: RunStore) -> list[dict[str, Any]]:
             data = run.load()
             spent = spent_usd(run)
             summary = _summary(run, data)
+            summary["cost_unknown"] = unpriced(run)
         except CorruptRecord as exc:
             store.damaged(run_id, exc)
             continue
@@ -174,15 +193,11 @@ def list_runs(store: RunStore) -> list[dict[str, Any]]:
     return out
 
 
-def _age(stamp: str | None) -> str:
+def _age(stamp: str | None) -> int | None:
+    """Whole seconds since `stamp` (an ISO time), for `runs --json`; views shorten it."""
     if not stamp:
-        return "?"
-    delta = datetime.now(UTC) - datetime.fromisoformat(stamp)
-    s = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
+        return None
+    return int((datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds())
 
 
 def run_diff(run: Run) -> str | None:

@@ -25,6 +25,7 @@ class Runtime:
     models: ModelService
     repo: Path
     agent_dir: Path
+    base_commit: str | None = None  # the run's; where its agent instructions are read
 
 
 _runtime: ContextVar[Runtime | None] = ContextVar("agent_runtime", default=None)

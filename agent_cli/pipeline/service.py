@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from agent_cli import durable
 from agent_cli.answers import Answer, PlanAnswer
+from agent_cli.durable.store import state as durable_state
 from agent_cli.errors import UsageError
 from agent_cli.llm import Connection, ModelService, NoApiKey, is_replay, resolve_model
 from agent_cli.pipeline.artifacts import Issue, PlanDraft, RepoRef
@@ -36,20 +37,12 @@ from agent_cli.workspace.worktree import (
 EventSink = Callable[[dict[str, Any]], None]
 
 
-def read_issue(path: Path) -> Issue:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"issue file not found: {path}",
-                         hint="write the issue in a Markdown file and pass its path")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    if not text.replace("\x00", "").strip():
-        raise UsageError(f"issue file is empty: {path}",
-                         hint="write a title line and what goes wrong into it")
-    from agent_cli.search import require_words
+def read_issue(spec: str | None, *, text: str | None = None, root: Path) -> Issue:
+    """The issue from a file, `-`, `--text`, a GitHub URL or `#N` (see issue_source)."""
+    from agent_cli import issue_source
 
-    require_words(text, f"issue file {path}")  # before the analysis is paid for
-    first = next(line for line in text.splitlines() if line.strip())
-    return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=str(path.resolve()))
+    found = issue_source.read(spec, text=text, root=root)
+    return Issue(title=found.title, text=found.text, path=found.source)
 
 
 def store_for(repo: Path) -> durable.RunStore:
@@ -101,10 +94,10 @@ def _check_run_repo(run: durable.Run, root: Path) -> None:
                          hint=f"run agent from {recorded}")
 
 
-def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
-          on_event: EventSink | None = None) -> durable.Outcome:
+def solve(issue_spec: str | None, *, repo: Path, flags: dict[str, Any],
+          on_event: EventSink | None = None, text: str | None = None) -> durable.Outcome:
     root = repo_root(repo)
-    issue = read_issue(issue_path)
+    issue = read_issue(issue_spec, text=text, root=root)
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
@@ -178,7 +171,9 @@ def resume(ref: str | None, *, repo: Path, on_event: EventSink | None = None) ->
     status = run.status(data)
     decided = status == "failed" and not data.get("error")  # e.g. stopped at a wait
     if status in ("succeeded", "rejected") or decided:
-        raise UsageError(f"run {run.id} has already {status}; there is nothing to resume",
+        already = durable_state(status).replace("has ", "has already ", 1).replace(
+            "was ", "was already ", 1)  # "has already succeeded", "was already rejected"
+        raise UsageError(f"run {run.id} {already}; there is nothing to resume",
                          hint=f"fork it from a stage with: agent replay {run.id} --from STEP")
     if status == "waiting":
         raise UsageError(f"run {run.id} is waiting for an answer, not interrupted",
@@ -247,7 +242,8 @@ def _execute(run: durable.Run, settings: Settings, root: Path, *,
         base_url=settings.base_url, timeout=settings.request_timeout,
         max_retries=settings.max_retries)
     runtime = Runtime(models=ModelService(conn, root / ".agent" / "runs"), repo=root,
-                      agent_dir=root / ".agent")
+                      agent_dir=root / ".agent",
+                      base_commit=(run.load().get("repo") or {}).get("base_commit"))
     with using(runtime):
         outcome = durable.execute(run, coding_agent, answer=answer, on_event=on_event)
     if outcome.status == "rejected":
@@ -267,7 +263,8 @@ def _drop_worktree(run: durable.Run, root: Path) -> None:
 def _pending(run: durable.Run) -> dict[str, Any]:
     data = run.load()
     if data.get("status") != "waiting" or not data.get("pending_wait"):
-        raise UsageError(f"run {run.id} is not waiting for an answer (it is {run.status(data)})",
+        raise UsageError(f"run {run.id} is not waiting for an answer: it "
+                         f"{durable_state(run.status(data))}",
                          hint=f"see where it stands with: agent inspect {run.id}")
     return data["pending_wait"]
 

@@ -17,6 +17,7 @@ from agent_cli.durable.fsio import write_text
 from agent_cli.llm.models import is_replay, resolve_model
 from agent_cli.llm.pricing import estimate_cost
 from agent_cli.pipeline import context as ctx
+from agent_cli.pipeline import instructions
 from agent_cli.pipeline.artifacts import (
     AnalysisPlan,
     AppliedEdit,
@@ -60,15 +61,31 @@ EDIT_ROUNDS = 3  # model calls per file (or per fix) when edits do not apply
 def _ask(output: type, tool: str, context: list[str], instruction: str,  # type: ignore[no-untyped-def]
          reader: Reader | None = None):
     return rt().models.ask(output, tool=tool, tools=TOOLS, system=template("system"),
-                           context=context, instruction=instruction, helpers=reader)
+                           context=[*_guide(), *context], instruction=instruction,
+                           helpers=reader)
+
+
+def _guide() -> list[str]:
+    """The repository's instructions for agents (AGENTS.md, ...), as a context block."""
+    runtime = rt()
+    if not runtime.base_commit:
+        return []
+    return instructions.block(instructions.read(runtime.repo, runtime.base_commit))
+
+
+def _prompt(name: str):  # type: ignore[no-untyped-def]
+    """A model stage's prompt fingerprint: its templates and the repository's
+    instructions for agents, which every one of its requests shows."""
+    return lambda: "\n\0\n".join([fingerprint_text(name), *_guide()])
 
 
 def _fixed_tokens() -> int:
-    """The system prompt and the tools' schemas: in every request."""
+    """The system prompt, the tools' schemas and the repository's instructions: in
+    every request."""
     from agent_cli.llm.service import tool_spec
 
     specs = json.dumps([tool_spec(name, cls) for name, cls in sorted(TOOLS.items())])
-    return ctx.tokens(template("system")) + ctx.tokens(specs)
+    return ctx.tokens(template("system")) + ctx.tokens(specs) + sum(map(ctx.tokens, _guide()))
 
 
 def _feedback() -> str:
@@ -76,7 +93,7 @@ def _feedback() -> str:
     return f"\nFeedback from the reviewer on an earlier attempt:\n{text}\n" if text else ""
 
 
-@durable.checkpoint(prompt=lambda: fingerprint_text("analyze"), uses_model=True)
+@durable.checkpoint(prompt=_prompt("analyze"), uses_model=True)
 def analyze_issue(issue: Issue, repo_context: str) -> AnalysisPlan:
     return _ask(AnalysisPlan, "submit_analysis", [ctx.issue_block(issue)],
                 render("analyze", repo_context=repo_context, feedback=_feedback()))
@@ -94,7 +111,7 @@ def explore_codebase(issue: Issue, analysis: AnalysisPlan, repo: RepoRef) -> Exp
                            budget=number_setting("context_tokens", 30_000))
 
 
-@durable.checkpoint(prompt=lambda: fingerprint_text("plan"), uses_model=True)
+@durable.checkpoint(prompt=_prompt("plan"), uses_model=True)
 def create_plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult,
                 repo: RepoRef) -> ImplementationPlan:
     return _plan(issue, analysis, exploration, repo, "")
@@ -170,7 +187,7 @@ def _estimate(draft: PlanDraft, exploration: ExplorationResult) -> Estimate:
                     cost_usd=cost)
 
 
-@durable.checkpoint(prompt=lambda: fingerprint_text("write"), uses_model=True)
+@durable.checkpoint(prompt=_prompt("write"), uses_model=True)
 def write_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
                repo: RepoRef) -> CodeChanges:
     wt = worktree(repo)
@@ -232,7 +249,7 @@ def _refuse_other(edit: Edit, only: str | None) -> EditOutcome | None:
                        error=f"refused: this call writes {only} only; {edit.path} has its own step")
 
 
-@durable.checkpoint(prompt=lambda: fingerprint_text("fix"), uses_model=True)
+@durable.checkpoint(prompt=_prompt("fix"), uses_model=True)
 def fix_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
              changes: CodeChanges, result: TestResult, attempt: int, repo: RepoRef) -> CodeChanges:
     wt = worktree(repo)
@@ -257,7 +274,7 @@ def fix_code(issue: Issue, exploration: ExplorationResult, plan: ImplementationP
                        targets=corrected or changes.targets, shown=shown)
 
 
-@durable.checkpoint(prompt=lambda: fingerprint_text("pr"), uses_model=True)
+@durable.checkpoint(prompt=_prompt("pr"), uses_model=True)
 def create_pr(issue: Issue, exploration: ExplorationResult, plan: ImplementationPlan,
               changes: CodeChanges, result: TestResult, repo: RepoRef) -> PullRequest:
     draft: PullRequestDraft = _ask(
@@ -278,5 +295,7 @@ def create_pr(issue: Issue, exploration: ExplorationResult, plan: Implementation
         branch=made.branch, commit=made.commit, title=draft.title, body=draft.body,
         files=made.files_changed, pr_path=str(pr_path), pushed=bool(pushed and pushed.pushed),
         url=pushed.pr_url if pushed else None,
-        push_commands=pushed.commands if pushed else ctx.push_commands(repo, made.branch, pr_path),
+        push_commands=pushed.commands if pushed else ctx.push_commands(repo, made.branch,
+                                                                       draft.title, pr_path),
+        push_skipped=pushed.reason if pushed and not pushed.pushed else None,
     )

@@ -39,7 +39,14 @@ from agent_cli.pipeline.artifacts import (
     TestBaseline,
     TestResult,
 )
-from agent_cli.pipeline.runtime import number_setting, rt, run_id, seconds_setting, setting, worktree
+from agent_cli.pipeline.runtime import (
+    number_setting,
+    rt,
+    run_id,
+    seconds_setting,
+    setting,
+    worktree,
+)
 from agent_cli.search import symbols
 from agent_cli.settings import user_config_dir
 from agent_cli.workspace import sandbox as sandboxing

@@ -40,6 +40,16 @@ def money(value: float | None, unknown: bool = False) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def age(s: int | None) -> str:
+    """Seconds as the largest whole unit: 42s, 5m, 3h, 2d."""
+    if s is None:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
 def tokens(n: int | None) -> str:
     if not n:
         return "0"

@@ -28,11 +28,11 @@ def _table(title: str, first: str) -> Table:
 
 def render_run_cost(c: dict[str, Any]) -> None:
     out = console()
-    total = c["total"].get("cost_usd", 0.0)
+    total = c["total"].get("cost_usd") or 0.0
     steps = _table(f"cost of run {c['run']} by step", "step")
     steps.add_column("share")
     for key, v in c["steps"].items():
-        share = (v.get("cost_usd", 0.0) / total) if total else 0.0
+        share = ((v.get("cost_usd") or 0.0) / total) if total else 0.0
         steps.add_row(escape(key), *(tokens(v.get(k, 0)) for k in KINDS),
                       money(v.get("cost_usd"), v.get("unknown_cost", False)),
                       f"{_bar(share)} {share:4.0%}")

@@ -14,31 +14,44 @@ from agent_cli.views.common import console, money
 
 
 def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str, Any],
-                   spent: float | None, sandbox: str | None, *,
+                   spent: float | None, sandbox: str | None, *, unpriced: bool = False,
                    notes: list[str] | None = None) -> None:
-    """`notes`: what changed around a waiting run (pipeline/gate.py `drift`)."""
+    """`unpriced`: a call of the run had no known price, so `spent` is a lower bound
+    (shown "unknown" when it is all there is, as `agent cost` shows it). `notes`: what
+    changed around a waiting run (pipeline/gate.py `drift`)."""
     out = console()
     pending = data.get("pending_wait") or {}
+    shown = money(None if unpriced and not spent else spent, unpriced)
     if status == "waiting":
-        out.print(_gate(run_id, pending, spent, sandbox, data.get("repo_settings") or {},
+        out.print(_gate(run_id, pending, shown, sandbox, data.get("repo_settings") or {},
                         notes or []))
         return
     if sandbox and sandbox.startswith("UNCONFINED") and status != "rejected":
         out.print(f"[bold yellow]tests ran {escape(sandbox)}[/]")
-    cost = f" — spent {money(spent)}" if spent is not None else ""
+    cost = f" — spent {shown}" if spent is not None else ""
     if status == "succeeded":
         result = data.get("result") or {}
-        lines = [f"[bold green]run {run_id} succeeded[/]{cost}",
+        skipped = result.get("push_skipped")
+        head = (f"[bold green]run {run_id} succeeded[/]{cost}" if not skipped else
+                f"[bold yellow]run {run_id} committed its branch but did not push it[/]{cost}")
+        lines = [head,
                  f"branch [bold]{result.get('branch')}[/] at {str(result.get('commit'))[:12]}: "
                  f"{escape(str(result.get('title')))}",
                  f"pull-request description: {result.get('pr_path')}"]
+        if skipped:
+            lines.append(f"[bold yellow]push: true, but nothing was pushed and no pull request "
+                         f"was opened:[/] {escape(str(skipped))}")
         if result.get("url"):
             lines.append(f"pull request: {result['url']}")
         elif result.get("push_commands"):
-            lines.append("to push and open a pull request:")
-            lines += [f"  {escape(c)}" for c in result["push_commands"]]
-        lines.append(f"next: agent inspect {run_id} · agent cost {run_id} · agent diff {run_id}")
+            lines.append("to push and open a pull request" + (" yourself" if skipped else "") + ":")
         out.print("\n".join(lines))
+        if not result.get("url"):
+            # Unwrapped and unstyled: a command wrapped at the terminal's width breaks
+            # when pasted.
+            for command in result.get("push_commands") or []:
+                out.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"next: agent inspect {run_id} · agent cost {run_id} · agent diff {run_id}")
     elif status == "rejected":
         out.print(f"run {run_id} rejected: {escape(str(reason))}{cost}")
         result = data.get("result")
@@ -63,7 +76,7 @@ def render_outcome(run_id: str, status: str, reason: str | None, data: dict[str,
         out.print(f"run {run_id} interrupted{cost}; resume with: agent resume {run_id}")
 
 
-def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: str | None,
+def _gate(run_id: str, pending: dict[str, Any], spent: str, sandbox: str | None,
           repo_settings: dict[str, Any], notes: list[str]) -> Panel:
     meta = pending.get("metadata") or {}
     key = pending.get("key", "")
@@ -81,7 +94,7 @@ def _gate(run_id: str, pending: dict[str, Any], spent: float | None, sandbox: st
             body.add_row(Text("target tests: " + ", ".join(meta["tests"])))
         est = meta.get("estimated_cost_usd")
         body.add_row(f"estimated cost of the rest of the run: {money(est)} "
-                     f"(~{meta.get('estimated_tokens', 0):,} tokens); spent so far: {money(spent)}")
+                     f"(~{meta.get('estimated_tokens', 0):,} tokens); spent so far: {spent}")
         for line in _test_lines(meta):
             body.add_row(line)
         for line in _trust_lines(sandbox, repo_settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.console import Group
@@ -239,7 +240,8 @@ def _plan(plan: dict[str, Any]) -> Panel:
 
 
 def _tests(r: dict[str, Any]) -> Panel:
-    lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {r['summary']}"),
+    summary = re.sub(r"^(failed: |passed )", "", str(r["summary"]))  # said by the word before
+    lines = [escape(f"{'PASSED' if r['passed'] else 'FAILED'}: {summary}"),
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
     if r.get("sandbox"):
         lines.append(escape(f"sandbox: {r['sandbox']}"))

@@ -121,7 +121,7 @@ def test_exhausted_attempts_wait_then_reject_keeps_the_diff(
     run_id = only_run(repo)
     pending = run_json(repo, run_id)["pending_wait"]
     assert pending["key"] == "tests_failing"
-    assert pending["question"].startswith("tests still failing after 1 attempts")
+    assert pending["question"].startswith("tests still failing after 1 attempt ")
     assert server.count(tool="submit_fix") == 1
 
     assert (repo / ".agent" / "worktrees" / run_id).is_dir()
