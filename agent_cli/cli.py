@@ -123,8 +123,15 @@ def approve(
     comment: Annotated[str | None, typer.Option(help="A note recorded with the answer.")] = None,
     budget: Annotated[float | None, typer.Option(help="USD to add to the run's budget.")] = None,
     as_json: JsonOpt = False,
+    batch: Annotated[str | None, typer.Option(
+        "--batch", help="Review the waiting runs of BATCH one after another.",
+        show_default=False)] = None,
+    approve_all: Annotated[bool, typer.Option(
+        "--all", help="With --batch: approve every waiting run without asking.")] = False,
 ) -> None:
     """Answer the pending wait with yes and continue the run here."""
+    if batch is not None or approve_all:
+        return _approve_batch(run, batch, approve_all, repo, comment, budget, as_json)
     from agent_cli.pipeline import service
 
     with _progress(as_json) as progress:
@@ -182,6 +189,91 @@ def replay(
     _finish(outcome, repo, as_json)
 
 
+@app.command()
+def batch(
+    issues: Annotated[list[Path] | None, typer.Argument(
+        help="Markdown files, directories of *.md, or JSONL files of {id, issue, repo?, "
+        "base_commit?} rows.", show_default=False)] = None,
+    repo: RepoOpt = Path("."),
+    workers: Annotated[int | None, typer.Option(
+        help="Runs at once (default 2 locally; on Ray, tasks in flight).",
+        show_default=False)] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", is_flag=False, flag_value="local", show_default=False,
+        help="Run each issue as a Ray task: a cluster on this machine, or --ray=ADDRESS.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gates.")] = False,
+    max_cost: Annotated[float | None, typer.Option(
+        help="One budget in USD for all the runs of the batch.")] = None,
+    resume_batch: Annotated[str | None, typer.Option(
+        "--resume", help="Continue BATCH after a crash or Ctrl-C.", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="Show BATCH: each run's status, cost, seconds, branch.",
+        show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Solve many issues, each an ordinary durable run, on a local pool or on Ray."""
+    from agent_cli.batch import service as batches
+    from agent_cli.views.batch import BatchProgress, render_summary
+
+    given = [name for name, value in (("ISSUES", issues), ("--resume", resume_batch),
+                                      ("--status", status)) if value]
+    if len(given) != 1:
+        raise UsageError(f"give one of ISSUES, --resume BATCH or --status BATCH, not "
+                         f"{' and '.join(given) or 'none'}",
+                         hint="agent batch ISSUES...   agent batch --resume BATCH   "
+                         "agent batch --status BATCH")
+    if status:
+        report = batches.status(status, repo=repo)
+    else:
+        with BatchProgress() as progress:
+            if resume_batch:
+                report = batches.resume(resume_batch, repo=repo, workers=workers, ray=ray,
+                                        on_progress=progress)
+            else:
+                flags = {"model": model, "auto_approve": auto_approve or None,
+                         "max_cost": max_cost}
+                report = batches.start(issues or [], repo=repo, flags=flags, workers=workers or 2,
+                                       ray=ray, on_progress=progress)
+    if as_json:
+        _print_json(report)
+    else:
+        render_summary(report)
+    if not status:
+        raise typer.Exit(batches.exit_code(report))
+
+
+def _approve_batch(run: str | None, batch: str | None, approve_all: bool, repo: Path,
+                   comment: str | None, budget: float | None, as_json: bool) -> None:
+    from agent_cli.batch import service as batches
+    from agent_cli.views.batch import BatchProgress, ask_review, render_summary
+
+    if run is not None:
+        raise UsageError("give a run or --batch, not both")
+    if batch is None:
+        raise UsageError("--all approves the waiting runs of a batch: give --batch BATCH")
+    if not approve_all and not sys.stdin.isatty():
+        raise UsageError("approve --batch asks about each run on a terminal",
+                         hint=f"approve every waiting run with: agent approve --batch {batch} --all")
+    answer = {"approved": True, **({"comment": comment} if comment else {}),
+              **({"budget": budget} if budget else {})}
+
+    def decide(entry: dict[str, Any], found: Any) -> dict[str, Any] | None:
+        if approve_all:
+            key = (found.load().get("pending_wait") or {}).get("key", "")
+            return None if key.startswith("budget") and not budget else answer
+        return ask_review(entry, found, budget)
+
+    with BatchProgress() as progress:
+        report = batches.approve(batch, repo=repo, everything=approve_all, decide=decide,
+                                 on_progress=progress)
+    if as_json:
+        _print_json(report)
+    else:
+        render_summary(report)
+    raise typer.Exit(batches.exit_code(report))
+
+
 # -- commands that read ----------------------------------------------------------------
 
 
@@ -215,10 +307,24 @@ def inspect(
 
 
 @app.command()
-def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def cost(run: RunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
+         batch: Annotated[str | None, typer.Option(
+             "--batch", help="Per run of BATCH, and its total.", show_default=False)] = None,
+         ) -> None:
     """Tokens and dollars per step and model; without RUN, every run by day and model."""
     from agent_cli.pipeline import reports
 
+    if batch is not None:
+        from agent_cli.batch import service as batches
+
+        if run is not None:
+            raise UsageError("give a run or --batch, not both")
+        data = batches.cost(batch, repo=repo)
+        if as_json:
+            return _print_json(data)
+        from agent_cli.views.batch import render_batch_cost
+
+        return render_batch_cost(data)
     store = _store(repo)
     if run is None:
         data = reports.all_costs(store)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,21 @@ def read_issue(path: Path) -> Issue:
         raise UsageError(f"issue file not found: {path}",
                          hint="write the issue in a Markdown file and pass its path")
     text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return parse_issue(text, "issue file", path)
+
+
+def parse_issue(text: str, kind: str, source: Path | str) -> Issue:
+    """An issue from its text; `kind` and `source` name it in errors ("issue file",
+    a path; or a JSONL row)."""
     if not text.replace("\x00", "").strip():
-        raise UsageError(f"issue file is empty: {path}",
+        raise UsageError(f"{kind} is empty: {source}",
                          hint="write a title line and what goes wrong into it")
     from agent_cli.search import require_words
 
-    require_words(text, f"issue file {path}")  # before the analysis is paid for
+    require_words(text, f"{kind} {source}")  # before the analysis is paid for
+    path = str(source.resolve()) if isinstance(source, Path) else source
     first = next(line for line in text.splitlines() if line.strip())
-    return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=str(path.resolve()))
+    return Issue(title=first.lstrip("# ").strip()[:200], text=text, path=path)
 
 
 def store_for(repo: Path) -> durable.RunStore:
@@ -76,25 +84,49 @@ def _check_run_repo(run: durable.Run, root: Path) -> None:
 def solve(issue_path: Path, *, repo: Path, flags: dict[str, Any],
           on_event: EventSink | None = None) -> durable.Outcome:
     root = repo_root(repo)
-    issue = read_issue(issue_path)
+    checked = check_new_run(read_issue(issue_path), root, flags)
+    had_agent_dir = (root / ".agent").exists()
+    run = create_run(checked)
+    outcome = _execute(run, checked.settings, root, on_event=on_event)
+    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
+    return outcome
+
+
+@dataclass
+class NewRun:
+    """A run checked and ready to be created (nothing written yet)."""
+
+    issue: Issue
+    root: Path
+    settings: Settings
+    ref: RepoRef
+    confinement: Confinement
+
+
+def check_new_run(issue: Issue, root: Path, flags: dict[str, Any],
+                  base_commit: str | None = None) -> NewRun:
+    """Everything `solve` checks before it writes: settings, key, budget, sandbox, and
+    that the tests can be run at the base commit (HEAD unless given)."""
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
     confinement = _confinement(settings.for_run())
-    ref = RepoRef(path=str(root), base_commit=head_commit(root))
+    ref = RepoRef(path=str(root), base_commit=base_commit or head_commit(root))
     if not settings.test_cmd and testrun.detect_test_command_at(root, ref.base_commit) is None:
-        raise UsageError(f"cannot tell how to run the tests of {root} at its last commit",
+        at = "its last commit" if base_commit is None else f"commit {base_commit[:12]}"
+        raise UsageError(f"cannot tell how to run the tests of {root} at {at}",
                          hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
-    had_agent_dir = (root / ".agent").exists()
-    store = store_for(root)
-    run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
-                         settings=settings.for_run(),
-                         meta={"issue": {"title": issue.title, "path": issue.path},
-                               "repo": ref.model_dump(), "sandbox": confinement.record(),
-                               "repo_settings": settings.from_repository()})
-    outcome = _execute(run, settings, root, on_event=on_event)
-    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir)
-    return outcome
+    return NewRun(issue, root, settings, ref, confinement)
+
+
+def create_run(new: NewRun, meta: dict[str, Any] | None = None) -> durable.Run:
+    """The run directory of a checked run, not yet executed (status `created`)."""
+    return durable.create(store_for(new.root), coding_agent,
+                          {"issue": new.issue, "repo": new.ref},
+                          settings=new.settings.for_run(),
+                          meta={"issue": {"title": new.issue.title, "path": new.issue.path},
+                                "repo": new.ref.model_dump(), "sandbox": new.confinement.record(),
+                                "repo_settings": new.settings.from_repository(), **(meta or {})})
 
 
 def approve(ref: str | None, *, repo: Path, comment: str | None = None,
