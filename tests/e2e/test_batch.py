@@ -15,7 +15,7 @@ import yaml
 from tests.e2e.scenario import (
     ANALYSIS, BUGGY, FIXED, PR, WRONG, agent, edits, fix, git, plan, script_happy,
 )
-from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
+from tests.fakes.anthropic_server import FakeAnthropic, _forced_tool, tool_reply
 
 
 def issues(tmp_path: Path, n: int) -> Path:
@@ -42,28 +42,131 @@ def paid(server: FakeAnthropic) -> int:
     return len([r for r in server.requests if r.status == 200])
 
 
-def test_a_batch_of_6_issues_over_2_workers_ends_with_6_branches(
+def report_of(request) -> str:  # type: ignore[no-untyped-def]
+    """Which issue a request is for: its text names the report."""
+    return report_of_body(request.body)
+
+
+def report_of_body(body: dict) -> str:
+    text = json.dumps(body)
+    return next(f"report {i}" for i in range(20) if f"(report {i})" in text)
+
+
+def journaled(repo: Path) -> list[tuple[str, str]]:
+    """(issue, tool) of every call paid for and journaled in any run."""
+    out = []
+    for path in (repo / ".agent" / "runs").glob("*/calls/*.json"):
+        call = json.loads(path.read_text())
+        if call["status"] == "ok" and not call.get("served_from"):
+            out.append((report_of_body(call["request"]), _forced_tool(call["request"])))
+    return out
+
+
+def test_a_batch_of_6_over_2_workers_killed_midway_resumes_to_6_branches_paying_each_call_once(
         tmp_path: Path, repo: Path, env: dict, server: FakeAnthropic) -> None:
     script_happy(server)
-    out = agent(["batch", str(issues(tmp_path, 6)), "--workers", "2", "--auto-approve", "--json"],
-                repo, env, timeout=240)
+    proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "batch", str(issues(tmp_path, 6)),
+                             "--workers", "2", "--auto-approve"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # midway: two runs have ended, and the next ones are making calls
+        server.wait_for_requests(2, timeout=180, tool="submit_pr")
+        server.wait_for_requests(11, timeout=180)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    batch = batch_id(repo)
+    deadline = time.monotonic() + 30  # the runs saw their parent die and stop
+    while (before := status(repo, env, batch))["counts"].get("running"):
+        assert time.monotonic() < deadline, before
+        time.sleep(0.2)
+    assert before["status"] == "interrupted"
+    answered = journaled(repo)
+    assert 2 <= before["counts"].get("succeeded", 0) < 6
+
+    out = agent(["batch", "--resume", batch, "--json"], repo, env, timeout=240)
     assert out.returncode == 0, out.stderr + out.stdout
     report = json.loads(out.stdout)
-    assert report["counts"] == {"succeeded": 6} and report["status"] == "finished"
+    assert report["counts"] == {"succeeded": 6}
     branches = git(repo, "branch", "--list", "agent/*").split()
     assert sorted(branches) == sorted(f"agent/{r['run_id']}" for r in report["runs"])
     assert all(r["branch"] and r["seconds"] > 0 and r["cost_usd"] > 0 for r in report["runs"])
-    assert report["cost_usd"] == round(sum(r["cost_usd"] for r in report["runs"]), 6)
+    # every call paid for before the kill was made once: resume served it from the journal
+    made = [(report_of(r), r.tool) for r in server.requests if r.status == 200]
+    assert len(answered) >= 11 - 2 and [k for k in answered if made.count(k) != 1] == []
+    assert len(set(made)) == 6 * 4 and len(made) - len(set(made)) <= 2  # at most the in-flight ones
+    paid_for = journaled(repo)  # each call paid for once, in its run's journal
+    assert len(paid_for) == 6 * 4 and set(paid_for) == set(made)
     # never more than 2 runs at once: the batch's own timeline says when each ran
-    events = [json.loads(line) for line in (repo / ".agent" / "batches" / report["batch"]
+    events = [json.loads(line) for line in (repo / ".agent" / "batches" / batch
                                             / "events.jsonl").read_text().splitlines()]
     live, most = 0, 0
     for ev in events:
-        live += {"run_started": 1, "run_ended": -1}.get(ev["event"], 0)
+        live += {"run_started": 1, "run_ended": -1, "batch_started": -live}.get(ev["event"], 0)
         most = max(most, live)
     assert most == 2
     # each run is an ordinary run
-    run_id = report["runs"][0]["run_id"]
-    assert agent(["inspect", run_id], repo, env).returncode == 0
-    costs = json.loads(agent(["cost", "--batch", report["batch"], "--json"], repo, env).stdout)
+    assert agent(["inspect", report["runs"][0]["run_id"]], repo, env).returncode == 0
+    costs = json.loads(agent(["cost", "--batch", batch, "--json"], repo, env).stdout)
     assert round(costs["total"]["cost_usd"], 6) == report["cost_usd"]
+
+
+def for_report(n: int):  # type: ignore[no-untyped-def]
+    return lambda r: f"(report {n})" in json.dumps(r.body)
+
+
+def test_gates_reviewed_with_approve_batch_and_an_issue_whose_tests_never_pass_stops_no_other(
+        tmp_path: Path, repo: Path, env: dict, server: FakeAnthropic) -> None:
+    server.route(tool="submit_analysis", reply=tool_reply(ANALYSIS))
+    server.route(tool="submit_plan", reply=tool_reply(plan()))
+    server.route(tool="submit_edits", when=for_report(1),
+                 reply=tool_reply(edits("shopcart/cart.py", BUGGY, WRONG)))
+    server.route(tool="submit_edits", reply=tool_reply(edits("shopcart/cart.py", BUGGY, FIXED)))
+    server.route(tool="submit_pr", reply=tool_reply(PR))
+    env = {**env, "AGENT_MAX_ATTEMPTS": "0"}
+
+    gated = agent(["batch", str(issues(tmp_path, 3)), "--json"], repo, env, timeout=180)
+    assert gated.returncode == 75, gated.stderr + gated.stdout
+    report = json.loads(gated.stdout)
+    assert report["counts"] == {"waiting": 3} and report["status"] == "waiting"
+    assert {r["waiting_for"] for r in report["runs"]} == {"approve_plan"}
+    assert server.count(tool="submit_edits") == 0  # nothing written before the gates
+    batch = report["batch"]
+    refused = agent(["approve", "--batch", batch], repo, env)  # no terminal to ask on
+    assert refused.returncode == 2 and f"agent approve --batch {batch} --all" in refused.stderr
+
+    out = agent(["approve", "--batch", batch, "--all", "--json"], repo, env, timeout=180)
+    assert out.returncode == 75, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    by_issue = {r["item"]: r for r in report["runs"]}
+    assert by_issue["issue-1"]["status"] == "waiting"
+    assert by_issue["issue-1"]["waiting_for"] == "tests_failing" and not by_issue["issue-1"]["branch"]
+    for other in ("issue-0", "issue-2"):
+        assert by_issue[other]["status"] == "succeeded" and by_issue[other]["branch"]
+    assert "issue-1" in agent(["batch", "--status", batch], repo, env).stdout
+
+
+def test_one_budget_holds_across_the_runs_of_a_batch(
+        tmp_path: Path, repo: Path, env: dict, server: FakeAnthropic) -> None:
+    script_happy(server)
+    rc = Path(env["AGENT_CONFIG_DIR"])
+    rc.mkdir(parents=True, exist_ok=True)
+    # Output costs $1 a token and input nothing: a call is estimated at $1,000 (its
+    # max_tokens) and costs $50-150. Each run needs about $320 and $1,000 of room for
+    # each call, so whatever the order, not all 3 fit in $1,500, and a run that waits
+    # has spent far less than $1,500 itself: it waits for what the others spent.
+    (rc / ".agentrc").write_text(yaml.safe_dump(
+        {"max_tokens": 1000, "prices": {"claude-sonnet-5-5": {
+            "input": 0, "output": 1_000_000, "cache_write": 0, "cache_read": 0}}}))
+    out = agent(["batch", str(issues(tmp_path, 3)), "--workers", "3", "--auto-approve",
+                 "--max-cost", "1500", "--json"], repo, env, timeout=180)
+    assert out.returncode == 75, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert 0 < report["cost_usd"] <= 1500
+    waiting = [r for r in report["runs"] if r["status"] == "waiting"]
+    assert waiting and all(r["waiting_for"].startswith("budget") for r in waiting)
+    assert all(r["cost_usd"] < 500 for r in waiting)
+    assert report["counts"].get("succeeded", 0) >= 1
+    question = json.loads((repo / ".agent" / "runs" / waiting[0]["run_id"] / "run.json")
+                          .read_text())["pending_wait"]["question"]
+    assert f"spent by the runs of batch {report['batch']}" in question
