@@ -199,8 +199,9 @@ def batch(
         help="Runs at once (default 2 locally; on Ray, tasks in flight).",
         show_default=False)] = None,
     ray: Annotated[str | None, typer.Option(
-        "--ray", is_flag=False, flag_value="local", show_default=False,
-        help="Run each issue as a Ray task: a cluster on this machine, or --ray=ADDRESS.")] = None,
+        "--ray", show_default=False, metavar="[ADDRESS]",
+        help="Run each issue as a Ray task: on a cluster of this machine (--ray alone), "
+        "or on the cluster at ADDRESS.")] = None,
     model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gates.")] = False,
     max_cost: Annotated[float | None, typer.Option(
@@ -233,7 +234,8 @@ def batch(
             else:
                 flags = {"model": model, "auto_approve": auto_approve or None,
                          "max_cost": max_cost}
-                report = batches.start(issues or [], repo=repo, flags=flags, workers=workers or 2,
+                report = batches.start(issues or [], repo=repo, flags=flags,
+                                       workers=2 if workers is None else workers,
                                        ray=ray, on_progress=progress)
     if as_json:
         _print_json(report)
@@ -409,7 +411,7 @@ def main() -> None:
     _stop_on_signals()
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
-        app()
+        app(args=_ray_address_optional(sys.argv[1:]))
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
@@ -419,6 +421,20 @@ def main() -> None:
         if _signalled and exc.code == 1:
             sys.exit(128 + _signalled[-1])
         raise
+
+
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """`agent batch ... --ray [ADDRESS]`: click has no option with an optional value,
+    so a bare --ray (last, or before another option or an issue path) means a
+    cluster on this machine."""
+    if not args or args[0] != "batch" or "--ray" not in args:
+        return args
+    at = args.index("--ray")
+    after = args[at + 1] if at + 1 < len(args) else None
+    if after is None or after.startswith("-") or Path(after).exists() \
+            or after.endswith((".md", ".jsonl")):
+        return [*args[:at], "--ray=local", *args[at + 1:]]
+    return args
 
 
 _signalled: list[int] = []

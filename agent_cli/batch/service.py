@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_cli.batch import inputs, local
+from agent_cli.batch import inputs, local, onray
 from agent_cli.batch.ledger import Ledger
 from agent_cli.batch.record import FINAL, Batch, find
 from agent_cli.durable.store import Run
@@ -34,7 +34,7 @@ def check_executor(workers: int, ray: str | None, max_cost: float | None) -> Non
         raise UsageError(f"--workers must be 1 or more, not {workers}")
     if ray is None:
         return
-    if importlib.util.find_spec("ray") is None:  # found, not imported
+    if not _ray_installed():
         raise UsageError("--ray needs Ray, which is not installed", hint=RAY_HINT)
     if Path(ray).exists() or ray.endswith((".md", ".jsonl")):
         raise UsageError(f"--ray took {ray!r} as the cluster's address",
@@ -44,6 +44,13 @@ def check_executor(workers: int, ray: str | None, max_cost: float | None) -> Non
                          "the runs must share, which a cluster's workers do not",
                          hint="use --ray without an address (a cluster on this machine), or "
                          "give each run its budget in .agentrc (max_cost)")
+
+
+def _ray_installed() -> bool:
+    try:
+        return importlib.util.find_spec("ray") is not None  # found, not imported
+    except (ImportError, ValueError):
+        return False
 
 
 def start(args: list[Path], *, repo: Path, flags: dict[str, Any], workers: int,
@@ -79,7 +86,8 @@ def start(args: list[Path], *, repo: Path, flags: dict[str, Any], workers: int,
     data = batch.load()
     meta = {"batch": {"id": batch.id, "dir": str(batch.dir), "max_cost": max_cost}}
     for item, new in checked:
-        run = service.create_run(new, meta)
+        run = service.create_run(new, meta, onray.scratch(batch.id, item.id) / "repo"
+                                 if ray else None)
         data["runs"].append({"item": item.id, "run_id": run.id, "repo": str(new.root),
                              "agent_dir": str(new.root / ".agent"), "issue": new.issue.title,
                              "source": item.source})
@@ -93,9 +101,12 @@ def resume(ref: str | None, *, repo: Path, workers: int | None, ray: str | None,
            on_progress: Progress | None = None) -> dict[str, Any]:
     batch = find(_agent_dir(repo), ref)
     data = batch.load()
-    if workers is not None or ray is not None:  # the executor may change on resume
-        check_executor(workers or data["workers"], ray, data.get("max_cost"))
-        data["workers"] = workers or data["workers"]
+    if ray is not None and data["executor"]["kind"] != "ray":
+        raise UsageError(f"batch {batch.id} runs on this machine's pool, not on Ray",
+                         hint=f"resume it without --ray: agent batch --resume {batch.id}")
+    if workers is not None or ray is not None:  # more workers, or another cluster
+        data["workers"] = data["workers"] if workers is None else workers
+        check_executor(data["workers"], ray, data.get("max_cost"))
         if ray is not None:
             data["executor"] = {"kind": "ray", "address": ray}
         batch.save(data)

@@ -119,10 +119,15 @@ def check_new_run(issue: Issue, root: Path, flags: dict[str, Any],
     return NewRun(issue, root, settings, ref, confinement)
 
 
-def create_run(new: NewRun, meta: dict[str, Any] | None = None) -> durable.Run:
-    """The run directory of a checked run, not yet executed (status `created`)."""
+def create_run(new: NewRun, meta: dict[str, Any] | None = None,
+               executes_in: Path | None = None) -> durable.Run:
+    """The run directory of a checked run, not yet executed (status `created`).
+    `executes_in`: the clone the run will execute in, when not the checkout (a Ray
+    worker's; its path is part of every step's inputs)."""
+    ref = new.ref if executes_in is None else RepoRef(path=str(executes_in),
+                                                      base_commit=new.ref.base_commit)
     return durable.create(store_for(new.root), coding_agent,
-                          {"issue": new.issue, "repo": new.ref},
+                          {"issue": new.issue, "repo": ref},
                           settings=new.settings.for_run(),
                           meta={"issue": {"title": new.issue.title, "path": new.issue.path},
                                 "repo": new.ref.model_dump(), "sandbox": new.confinement.record(),
