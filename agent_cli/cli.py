@@ -229,20 +229,32 @@ def batch(
     else:
         with BatchProgress() as progress:
             if resume_batch:
-                report = batches.resume(resume_batch, repo=repo, workers=workers, ray=ray,
-                                        on_progress=progress)
+                report = _interruptible(lambda: batches.resume(
+                    resume_batch, repo=repo, workers=workers, ray=ray, on_progress=progress))
             else:
                 flags = {"model": model, "auto_approve": auto_approve or None,
                          "max_cost": max_cost}
-                report = batches.start(issues or [], repo=repo, flags=flags,
-                                       workers=2 if workers is None else workers,
-                                       ray=ray, on_progress=progress)
+                report = _interruptible(lambda: batches.start(
+                    issues or [], repo=repo, flags=flags, workers=2 if workers is None else workers,
+                    ray=ray, on_progress=progress))
     if as_json:
         _print_json(report)
     else:
         render_summary(report)
     if not status:
         raise typer.Exit(batches.exit_code(report))
+
+
+def _interruptible(execute: Any) -> Any:
+    """A batch stopped by Ctrl-C or SIGTERM: its runs recorded it; say how to go on."""
+    try:
+        return execute()
+    except KeyboardInterrupt as stop:
+        batch_id = getattr(stop, "batch_id", None)
+        if batch_id:
+            _print_error(f"batch {batch_id} interrupted",
+                         f"continue with: agent batch --resume {batch_id}")
+        raise typer.Exit(128 + int(getattr(stop, "signum", 2))) from None
 
 
 def _approve_batch(run: str | None, batch: str | None, approve_all: bool, repo: Path,
@@ -267,8 +279,8 @@ def _approve_batch(run: str | None, batch: str | None, approve_all: bool, repo: 
         return ask_review(entry, found, budget)
 
     with BatchProgress() as progress:
-        report = batches.approve(batch, repo=repo, everything=approve_all, decide=decide,
-                                 on_progress=progress)
+        report = _interruptible(lambda: batches.approve(batch, repo=repo, decide=decide,
+                                                        on_progress=progress))
     if as_json:
         _print_json(report)
     else:

@@ -66,7 +66,12 @@ def run_pool(tasks: list[Task], workers: int, logs: Path,
             time.sleep(0.2)
     except KeyboardInterrupt as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
-        for proc in running:  # Ctrl-C reached them from the terminal; a kill did not
+        if signum == signal.SIGINT:  # from a terminal, Ctrl-C reached them too
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and any(p.poll() is None for p in running):
+                time.sleep(0.1)
+            signum = signal.SIGTERM
+        for proc in running:  # a kill of the batch alone did not reach them
             if proc.poll() is None:
                 proc.send_signal(signum)
         for proc, (task, started) in running.items():

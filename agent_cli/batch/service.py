@@ -58,7 +58,7 @@ def start(args: list[Path], *, repo: Path, flags: dict[str, Any], workers: int,
     from agent_cli.pipeline import service
     from agent_cli.workspace.worktree import repo_root, resolve_commit
 
-    max_cost = flags.pop("max_cost", None)
+    max_cost = flags.get("max_cost")  # each run's too: never binds before the batch's
     if max_cost is not None and max_cost <= 0:
         raise UsageError(f"--max-cost must be more than 0, not {max_cost}")
     check_executor(workers, ray, max_cost)
@@ -115,7 +115,7 @@ def resume(ref: str | None, *, repo: Path, workers: int | None, ray: str | None,
     return execute(batch, tasks, on_progress)
 
 
-def approve(ref: str | None, *, repo: Path, everything: bool,
+def approve(ref: str | None, *, repo: Path,
             decide: Callable[[dict[str, Any], Run], dict[str, Any] | None],
             on_progress: Progress | None = None) -> dict[str, Any]:
     """`decide(entry, run)` for each waiting run: an answer ({"approved": bool, ...})
@@ -179,8 +179,9 @@ def execute(batch: Batch, tasks: list[dict[str, Any]],
                                on_start, on_end, tick)
             else:
                 local.run_pool(tasks, data["workers"], batch.logs, on_start, on_end, tick)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             batch.event("batch_interrupted")
+            stop.batch_id = batch.id  # type: ignore[attr-defined]
             raise
         batch.event("batch_finished", seconds=round(time.monotonic() - started, 3))
     return summary(batch)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent_cli.batch.record import Batch
 from tests.e2e.scenario import (
     ANALYSIS, BUGGY, FIXED, PR, WRONG, agent, edits, fix, git, plan, script_happy,
 )
@@ -134,6 +135,10 @@ def test_gates_reviewed_with_approve_batch_and_an_issue_whose_tests_never_pass_s
     assert {r["waiting_for"] for r in report["runs"]} == {"approve_plan"}
     assert server.count(tool="submit_edits") == 0  # nothing written before the gates
     batch = report["batch"]
+    with Batch(repo / ".agent", batch).lock():  # another process executes the batch
+        second = agent(["batch", "--resume", batch], repo, env)
+    assert second.returncode == 1, second.stderr
+    assert f"batch {batch} is being executed by another process (pid {os.getpid()}" in second.stderr
     refused = agent(["approve", "--batch", batch], repo, env)  # no terminal to ask on
     assert refused.returncode == 2 and f"agent approve --batch {batch} --all" in refused.stderr
 
@@ -187,9 +192,10 @@ def test_the_batch_on_a_local_ray_cluster_survives_a_killed_worker(
                              "--workers", "2", "--auto-approve", "--json", "--ray"], cwd=repo,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        server.wait_for_requests(1, timeout=120, tool="submit_edits")
-        (held,) = [r for r in server.requests if r.tool == "submit_edits"]
-        assert report_of(held) == "report 0"
+        deadline = time.monotonic() + 120
+        while not [r for r in server.find(tool="submit_edits") if report_of(r) == "report 0"]:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
         pid = int((scratch(batch_id(repo), "issue-0") / "worker.pid").read_text())
         os.kill(pid, signal.SIGKILL)  # the Ray worker executing issue 0
         out, err = proc.communicate(timeout=240)
