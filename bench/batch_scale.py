@@ -29,10 +29,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.scenario import (  # noqa: E402
-    ANALYSIS, BUGGY, FIXED, PR, agent_env, edits, make_repo, plan,
+from tests.e2e.scenario import (
+    ANALYSIS,
+    BUGGY,
+    FIXED,
+    PR,
+    agent_env,
+    edits,
+    make_repo,
+    plan,
 )
-from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply  # noqa: E402
+from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply
 
 REPLIES = {"submit_analysis": ANALYSIS, "submit_plan": plan(),
            "submit_edits": edits("shopcart/cart.py", BUGGY, FIXED), "submit_pr": PR}
@@ -78,7 +85,7 @@ def measure(kind: str, workers: int, n: int, latency: tuple[float, float], seed:
         cmd = [sys.executable, "-m", "agent_cli", "batch", str(folder), "--workers", str(workers),
                "--auto-approve", "--json"] + (["--ray"] if kind == "ray" else [])
         started = time.monotonic()
-        out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
         if out.returncode != 0:
             raise SystemExit(f"{kind} x{workers}: exit {out.returncode}\n{out.stderr[-2000:]}")

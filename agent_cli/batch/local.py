@@ -11,6 +11,7 @@ SIGTERM or Ctrl-C of the batch is passed on and each run records its interruptio
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -31,11 +32,14 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM when the parent dies (Linux). Only a call into libc, loaded
+    before the fork: a Ray worker has threads, and a child must not take a lock."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def run_pool(tasks: list[Task], workers: int, logs: Path,
@@ -56,7 +60,7 @@ def run_pool(tasks: list[Task], workers: int, logs: Path,
                         [sys.executable, "-m", "agent_cli", *task["args"],
                          "--repo", entry["repo"], "--json"],
                         cwd=entry["repo"], env=env, stdout=log, stderr=log,
-                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # noqa: PLW1509
                 running[proc] = (task, time.monotonic())
                 on_start(task, proc.pid)
             for proc in [p for p in running if p.poll() is not None]:

@@ -25,7 +25,6 @@ import contextlib
 import io
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -36,7 +35,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from agent_cli.batch.local import child_env
+from agent_cli.batch.local import child_env, die_with_parent
 from agent_cli.batch.record import FINAL, Batch
 from agent_cli.durable import fsio
 from agent_cli.durable.store import Run, is_locked
@@ -104,7 +103,7 @@ def _run_pool(batch: Batch, tasks: list[dict[str, Any]], address: str, workers: 
                     result = ray.get(ref)
                     _bring_back(batch.run(task["entry"]), task["entry"], result)
                     code = result["exit_code"]
-                except Exception as exc:  # the task failed past its retries
+                except Exception as exc:  # noqa: BLE001 - any failure of the task past its retries
                     _log(batch, task, f"ray task failed: {exc}")
                     code = None
                 finally:
@@ -152,7 +151,7 @@ def _run_task(spec: dict[str, Any], bundle: bytes, run_tar: bytes) -> dict[str, 
         proc = subprocess.run([sys.executable, "-m", "agent_cli", *spec["args"], "--repo",
                                str(repo), "--json"], cwd=repo, env=child_env(),
                               stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                              preexec_fn=_die_with_worker)
+                              preexec_fn=die_with_parent, check=False)
     branch = f"agent/{spec['run_id']}"
     shipped = None
     if _git(repo, "rev-parse", "--verify", "--quiet", branch, check=False):
@@ -164,13 +163,6 @@ def _run_task(spec: dict[str, Any], bundle: bytes, run_tar: bytes) -> dict[str, 
     if run.load().get("status") in FINAL:  # nothing will execute here again
         shutil.rmtree(home, ignore_errors=True)
     return result
-
-
-def _die_with_worker() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def _bring_back(run: Run, entry: dict[str, Any], result: dict[str, Any]) -> None:

@@ -56,6 +56,7 @@ def _ray_installed() -> bool:
 def start(args: list[Path], *, repo: Path, flags: dict[str, Any], workers: int,
           ray: str | None, on_progress: Progress | None = None) -> dict[str, Any]:
     from agent_cli.pipeline import service
+    from agent_cli.workspace.errors import WorkspaceError
     from agent_cli.workspace.worktree import repo_root, resolve_commit
 
     max_cost = flags.get("max_cost")  # each run's too: never binds before the batch's
@@ -71,7 +72,7 @@ def start(args: list[Path], *, repo: Path, flags: dict[str, Any], workers: int,
         if item.base_commit:
             try:
                 base = resolve_commit(item_root, item.base_commit)
-            except Exception:
+            except WorkspaceError:
                 raise UsageError(f"{item.source}: no commit {item.base_commit!r} in {item_root}",
                                  hint="fetch it there first, or fix the row's base_commit") from None
         issue = (service.parse_issue(item.text, "issue file", item.path) if item.path
