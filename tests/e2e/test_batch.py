@@ -30,6 +30,11 @@ from tests.e2e.scenario import (
 from tests.fakes.anthropic_server import FakeAnthropic, _forced_tool, delay, tool_reply
 
 
+# Where the tests' outcome is not the point, a test command that passes at once keeps
+# the suite short (pytest runs for real in the gates test, where a change fails).
+FAST_TESTS = {"AGENT_TEST_CMD": "true"}
+
+
 def issues(tmp_path: Path, n: int) -> Path:
     folder = tmp_path / "issues"
     folder.mkdir()
@@ -77,6 +82,7 @@ def journaled(repo: Path) -> list[tuple[str, str]]:
 def test_a_batch_of_6_over_2_workers_killed_midway_resumes_to_6_branches_paying_each_call_once(
         tmp_path: Path, repo: Path, env: dict, server: FakeAnthropic) -> None:
     script_happy(server)
+    env = {**env, **FAST_TESTS}
     proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "batch", str(issues(tmp_path, 6)),
                              "--workers", "2", "--auto-approve"], cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -165,6 +171,7 @@ def test_gates_reviewed_with_approve_batch_and_an_issue_whose_tests_never_pass_s
 def test_one_budget_holds_across_the_runs_of_a_batch(
         tmp_path: Path, repo: Path, env: dict, server: FakeAnthropic) -> None:
     script_happy(server)
+    env = {**env, **FAST_TESTS}
     rc = Path(env["AGENT_CONFIG_DIR"])
     rc.mkdir(parents=True, exist_ok=True)
     # Output costs $1 a token and input nothing: a call is estimated at $1,000 (its
@@ -197,6 +204,7 @@ def test_the_batch_on_a_local_ray_cluster_survives_a_killed_worker(
     server.route(tool="submit_edits", when=for_report(0), times=1,
                  reply=delay(60, tool_reply(edits("shopcart/cart.py", BUGGY, FIXED))))
     server._routes.insert(0, server._routes.pop())
+    env = {**env, **FAST_TESTS}
     proc = subprocess.Popen([sys.executable, "-m", "agent_cli", "batch", str(issues(tmp_path, 4)),
                              "--workers", "2", "--auto-approve", "--json", "--ray"], cwd=repo,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
