@@ -162,6 +162,8 @@ def _run_task(spec: dict[str, Any], bundle: bytes, run_tar: bytes) -> dict[str, 
               "log": (home / "agent.log").read_text(errors="replace")[-4000:]}
     if run.load().get("status") in FINAL:  # nothing will execute here again
         shutil.rmtree(home, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            home.parent.rmdir()  # the batch's, once its last run is done here
     return result
 
 
