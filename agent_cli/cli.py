@@ -178,8 +178,15 @@ def approve(
     budget: Annotated[float | None, typer.Option(help="USD to add to the run's budget.")] = None,
     as_json: JsonOpt = False,
     detach: DetachOpt = False,
+    batch: Annotated[str | None, typer.Option(
+        "--batch", help="Review the waiting runs of BATCH one after another.",
+        show_default=False)] = None,
+    approve_all: Annotated[bool, typer.Option(
+        "--all", help="With --batch: approve every waiting run without asking.")] = False,
 ) -> None:
     """Answer the pending wait with yes and continue the run here."""
+    if batch is not None or approve_all:
+        return _approve_batch(run, batch, approve_all, repo, comment, budget, as_json)
     from agent_cli.pipeline import service
 
     if not as_json:
@@ -281,6 +288,105 @@ def replay(
     _finish(outcome, repo, as_json, detach)
 
 
+@app.command()
+def batch(
+    issues: Annotated[list[Path] | None, typer.Argument(
+        help="Markdown files, directories of *.md, or JSONL files of {id, issue, repo?, "
+        "base_commit?} rows.", show_default=False)] = None,
+    repo: RepoOpt = Path("."),
+    workers: Annotated[int | None, typer.Option(
+        help="Runs at once (default 2 locally; on Ray, tasks in flight).",
+        show_default=False)] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", show_default=False, metavar="[ADDRESS]",
+        help="Run each issue as a Ray task: on a cluster of this machine (--ray alone), "
+        "or on the cluster at ADDRESS.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model alias (sonnet, opus, haiku) or id.")] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the plan gates.")] = False,
+    max_cost: Annotated[float | None, typer.Option(
+        help="One budget in USD for all the runs of the batch.")] = None,
+    resume_batch: Annotated[str | None, typer.Option(
+        "--resume", help="Continue BATCH after a crash or Ctrl-C.", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="Show BATCH: each run's status, cost, seconds, branch.",
+        show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Solve many issues, each an ordinary durable run, on a local pool or on Ray."""
+    from agent_cli.batch import service as batches
+    from agent_cli.views.batch import BatchProgress, render_summary
+
+    given = [name for name, value in (("ISSUES", issues), ("--resume", resume_batch),
+                                      ("--status", status)) if value]
+    if len(given) != 1:
+        raise UsageError(f"give one of ISSUES, --resume BATCH or --status BATCH, not "
+                         f"{' and '.join(given) or 'none'}",
+                         hint="agent batch ISSUES...   agent batch --resume BATCH   "
+                         "agent batch --status BATCH")
+    if status:
+        report = batches.status(status, repo=repo)
+    else:
+        with BatchProgress() as progress:
+            if resume_batch:
+                report = _interruptible(lambda: batches.resume(
+                    resume_batch, repo=repo, workers=workers, ray=ray, on_progress=progress))
+            else:
+                flags = {"model": model, "auto_approve": auto_approve or None,
+                         "max_cost": max_cost}
+                report = _interruptible(lambda: batches.start(
+                    issues or [], repo=repo, flags=flags, workers=2 if workers is None else workers,
+                    ray=ray, on_progress=progress))
+    if as_json:
+        _print_json(report)
+    else:
+        render_summary(report)
+    if not status:
+        raise typer.Exit(batches.exit_code(report))
+
+
+def _interruptible(execute: Any) -> Any:
+    """A batch stopped by Ctrl-C or SIGTERM: its runs recorded it; say how to go on."""
+    try:
+        return execute()
+    except KeyboardInterrupt as stop:
+        batch_id = getattr(stop, "batch_id", None)
+        if batch_id:
+            _print_error(f"batch {batch_id} interrupted",
+                         f"continue with: agent batch --resume {batch_id}")
+        raise typer.Exit(128 + int(getattr(stop, "signum", 2))) from None
+
+
+def _approve_batch(run: str | None, batch: str | None, approve_all: bool, repo: Path,
+                   comment: str | None, budget: float | None, as_json: bool) -> None:
+    from agent_cli.batch import service as batches
+    from agent_cli.views.batch import BatchProgress, ask_review, render_summary
+
+    if run is not None:
+        raise UsageError("give a run or --batch, not both")
+    if batch is None:
+        raise UsageError("--all approves the waiting runs of a batch: give --batch BATCH")
+    if not approve_all and not sys.stdin.isatty():
+        raise UsageError("approve --batch asks about each run on a terminal",
+                         hint=f"approve every waiting run with: agent approve --batch {batch} --all")
+    answer = {"approved": True, **({"comment": comment} if comment else {}),
+              **({"budget": budget} if budget else {})}
+
+    def decide(entry: dict[str, Any], found: Any) -> dict[str, Any] | None:
+        if approve_all:
+            key = (found.load().get("pending_wait") or {}).get("key", "")
+            return None if key.startswith("budget") and not budget else answer
+        return ask_review(entry, found, budget)
+
+    with BatchProgress() as progress:
+        report = _interruptible(lambda: batches.approve(batch, repo=repo, decide=decide,
+                                                        on_progress=progress))
+    if as_json:
+        _print_json(report)
+    else:
+        render_summary(report)
+    raise typer.Exit(batches.exit_code(report))
+
+
 # -- commands that read ----------------------------------------------------------------
 
 
@@ -332,10 +438,24 @@ def show(
 
 
 @app.command()
-def cost(run: CostRunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def cost(run: CostRunArg = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False,
+         batch: Annotated[str | None, typer.Option(
+             "--batch", help="Per run of BATCH, and its total.", show_default=False)] = None,
+         ) -> None:
     """Tokens and dollars per step and model; without RUN, every run by day and model."""
     from agent_cli.pipeline import reports
 
+    if batch is not None:
+        from agent_cli.batch import service as batches
+
+        if run is not None:
+            raise UsageError("give a run or --batch, not both")
+        data = batches.cost(batch, repo=repo)
+        if as_json:
+            return _print_json(data)
+        from agent_cli.views.batch import render_batch_cost
+
+        return render_batch_cost(data)
     store = _store(repo)
     if run is None:
         data = reports.all_costs(store)
@@ -448,7 +568,7 @@ def main() -> None:
     _stop_on_signals()
     # Typer handles its own usage errors (exit 2); ours arrive here as AgentErrors.
     try:
-        app(prog_name="agent")
+        app(args=_ray_address_optional(sys.argv[1:]), prog_name="agent")
     except AgentError as exc:
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
@@ -465,6 +585,20 @@ def main() -> None:
         if _signalled and exc.code == 1:
             sys.exit(128 + _signalled[-1])
         raise
+
+
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """`agent batch ... --ray [ADDRESS]`: click has no option with an optional value,
+    so a bare --ray (last, or before another option or an issue path) means a
+    cluster on this machine."""
+    if not args or args[0] != "batch" or "--ray" not in args:
+        return args
+    at = args.index("--ray")
+    after = args[at + 1] if at + 1 < len(args) else None
+    if after is None or after.startswith("-") or Path(after).exists() \
+            or after.endswith((".md", ".jsonl")):
+        return [*args[:at], "--ray=local", *args[at + 1:]]
+    return args
 
 
 _signalled: list[int] = []

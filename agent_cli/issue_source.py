@@ -78,6 +78,11 @@ def _file(path: Path) -> IssueText:
     return _checked(data, what, str(path.resolve()))
 
 
+def check_text(text: str, what: str, source: str | None) -> IssueText:
+    """An issue's text from elsewhere (a batch's row), held to the same limits."""
+    return _checked(text.encode("utf-8", "surrogateescape"), what, source)
+
+
 def _checked(data: bytes, what: str, source: str | None) -> IssueText:
     """The issue's text, or a UsageError when it is too long, binary or empty."""
     if len(data) > MAX_BYTES:

@@ -142,40 +142,13 @@ class Run:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run's executor lock, or raise `RunLocked` naming the holder."""
-        # O_NOFOLLOW: a planted symlink must not make us truncate a file elsewhere.
-        try:
-            fd = _open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
-        except OSError as exc:
-            raise fsio.as_storage_error(exc, self.lock_path) from exc
-        try:
-            if not _try_flock(fd):
-                holder = _read_holder(self.lock_path)
-                raise RunLocked(
-                    f"run {self.id} is being executed by another process ({holder})",
-                    hint="wait for it to finish, or stop it; then: agent resume " + self.id,
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_line().encode(), 0)
+        with hold_lock(self.lock_path, f"run {self.id}",
+                       "wait for it to finish, or stop it; then: agent resume " + self.id):
             yield
-        finally:
-            # Closing the descriptor releases the flock.
-            os.close(fd)
 
     def is_locked(self) -> bool:
         """True while another process holds the executor lock; changes nothing."""
-        if not self.lock_path.exists():
-            return False
-        try:
-            fd = _open_nofollow(self.lock_path, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return is_locked(self.lock_path)
 
     def status(self, data: dict[str, Any] | None = None) -> str:
         """The run's status as users should see it: `running` with a free lock is
@@ -185,6 +158,45 @@ class Run:
         if status == ACTIVE and not self.is_locked():
             return "interrupted"
         return status
+
+
+@contextmanager
+def hold_lock(path: Path, what: str, hint: str) -> Iterator[None]:
+    """Hold an exclusive executor lock on `path` (a run's, a batch's), or raise
+    `RunLocked` naming `what` and the holder. The kernel drops it when we die."""
+    # O_NOFOLLOW: a planted symlink must not make us truncate a file elsewhere.
+    try:
+        fd = _open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise fsio.as_storage_error(exc, path) from exc
+    try:
+        if not _try_flock(fd):
+            holder = _read_holder(path)
+            raise RunLocked(f"{what} is being executed by another process ({holder})",
+                            hint=hint) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_line().encode(), 0)
+        yield
+    finally:
+        # Closing the descriptor releases the flock.
+        os.close(fd)
+
+
+def is_locked(path: Path) -> bool:
+    """True while another process holds the lock on `path`; changes nothing."""
+    if not path.exists():
+        return False
+    try:
+        fd = _open_nofollow(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _open_nofollow(path: Path, flags: int) -> int:

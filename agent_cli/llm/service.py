@@ -213,17 +213,31 @@ class ModelService:
     def _check_budget(self, scope: durable.StepScope, cfg: dict[str, Any], journal: Journal,
                       request: dict[str, Any], index: int) -> None:
         max_cost = cfg.get("max_cost")
-        if not max_cost:
+        batch = scope.run.load().get("batch") or {}
+        if not max_cost and not batch.get("max_cost"):
             return
-        limit = float(max_cost) + _granted(scope.run)
         estimate = estimate_cost(request["model"], estimate_tokens(request),
                                  int(request["max_tokens"]), cfg.get("prices") or {}) or 0.0
         spent = journal.spent()
-        if spent + estimate <= limit:
-            return
+        if max_cost:
+            limit = float(max_cost) + _granted(scope.run)
+            if spent + estimate > limit:
+                self._ask_budget(scope, spent, limit, estimate, index)
+        if batch.get("max_cost"):
+            # One budget for every run of the batch (agent_cli/batch/ledger.py).
+            from agent_cli.batch.ledger import Ledger
+
+            limit = float(batch["max_cost"]) + _granted(scope.run)
+            fits, used = Ledger(Path(batch["dir"])).reserve(scope.run.id, spent, estimate, limit)
+            if not fits:
+                self._ask_budget(scope, used, limit, estimate, f"{index}-batch",
+                                 f" by the runs of batch {batch['id']}")
+
+    def _ask_budget(self, scope: durable.StepScope, spent: float, limit: float,
+                    estimate: float, index: int | str, whose: str = "") -> None:
         answer = durable.wait(
             "budget",
-            f"budget reached: ${spent:.2f} of ${limit:.2f} spent, and the next call "
+            f"budget reached: ${spent:.2f} of ${limit:.2f} spent{whose}, and the next call "
             f"({scope.key}) may cost up to ${estimate:.2f}. Continue?",
             Answer,
             {"spent_usd": round(spent, 4), "max_cost_usd": limit,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,24 @@ def read_issue(spec: str | None, *, text: str | None = None, root: Path) -> Issu
     return Issue(title=found.title, text=found.text, path=found.source)
 
 
+def parse_issue(text: str, kind: str, source: Path | str) -> Issue:
+    """An issue from its text (a batch's file or JSONL row), checked as `solve` checks
+    one: at most 1 MB of UTF-8 without NUL bytes, with words to search for. `kind` and
+    `source` name it in errors ("issue file", a path; or a JSONL row)."""
+    from agent_cli import issue_source
+
+    path = str(source.resolve()) if isinstance(source, Path) else source
+    found = issue_source.check_text(text, f"{kind} {source}", path)
+    return Issue(title=found.title, text=found.text, path=found.source)
+
+
 def store_for(repo: Path) -> durable.RunStore:
     root = repo_root(repo)
     _check_agent_dir(root)
     return durable.RunStore(root / ".agent")
 
 
-def _exclude_agent_dir(root: Path) -> Callable[[], None]:
+def exclude_agent_dir(root: Path) -> Callable[[], None]:
     """Keep `.agent/` out of the user's `git status`: called once the input is known
     good and just before the first byte is written under `.agent/` (a run that then
     fails in its first stage must not leave it showing as untracked). Returns what
@@ -97,29 +109,58 @@ def _check_run_repo(run: durable.Run, root: Path) -> None:
 def solve(issue_spec: str | None, *, repo: Path, flags: dict[str, Any],
           on_event: EventSink | None = None, text: str | None = None) -> durable.Outcome:
     root = repo_root(repo)
-    issue = read_issue(issue_spec, text=text, root=root)
+    checked = check_new_run(read_issue(issue_spec, text=text, root=root), root, flags)
+    had_agent_dir = (root / ".agent").exists()
+    had_reserve = (root / ".agent" / "reserve").exists()
+    unexclude = exclude_agent_dir(root)
+    run = create_run(checked)
+    outcome = _execute(run, checked.settings, root, on_event=on_event)
+    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir,
+                               had_reserve=had_reserve, unexclude=unexclude)
+    return outcome
+
+
+@dataclass
+class NewRun:
+    """A run checked and ready to be created (nothing written yet)."""
+
+    issue: Issue
+    root: Path
+    settings: Settings
+    ref: RepoRef
+    confinement: Confinement
+
+
+def check_new_run(issue: Issue, root: Path, flags: dict[str, Any],
+                  base_commit: str | None = None) -> NewRun:
+    """Everything `solve` checks before it writes: settings, key, budget, sandbox, and
+    that the tests can be run at the base commit (HEAD unless given)."""
     settings = load_settings(root, flags)
     _check_can_call(settings, settings.model)
     _check_budget_enforceable(settings, settings.model)
     confinement = _confinement(settings.for_run())
-    ref = RepoRef(path=str(root), base_commit=head_commit(root))
+    ref = RepoRef(path=str(root), base_commit=base_commit or head_commit(root))
     if not settings.test_cmd and testrun.detect_test_command_at(root, ref.base_commit) is None:
-        raise UsageError(f"cannot tell how to run the tests of {root} at its last commit",
+        at = "its last commit" if base_commit is None else f"commit {base_commit[:12]}"
+        raise UsageError(f"cannot tell how to run the tests of {root} at {at}",
                          hint="pass --test-cmd 'COMMAND' or set test_cmd in .agentrc")
-    had_agent_dir = (root / ".agent").exists()
-    had_reserve = (root / ".agent" / "reserve").exists()
-    store = store_for(root)
-    unexclude = _exclude_agent_dir(root)
-    run = durable.create(store, coding_agent, {"issue": issue, "repo": ref},
-                         settings=settings.for_run(),
-                         meta={"issue": {"title": issue.title, "path": issue.path},
-                               "repo": {**ref.model_dump(), "branch": current_branch(root)},
-                               "sandbox": confinement.record(),
-                               "repo_settings": settings.from_repository()})
-    outcome = _execute(run, settings, root, on_event=on_event)
-    _discard_if_model_rejected(run, outcome, root, remove_agent_dir=not had_agent_dir,
-                               had_reserve=had_reserve, unexclude=unexclude)
-    return outcome
+    return NewRun(issue, root, settings, ref, confinement)
+
+
+def create_run(new: NewRun, meta: dict[str, Any] | None = None,
+               executes_in: Path | None = None) -> durable.Run:
+    """The run directory of a checked run, not yet executed (status `created`).
+    `executes_in`: the clone the run will execute in, when not the checkout (a Ray
+    worker's; its path is part of every step's inputs)."""
+    ref = new.ref if executes_in is None else RepoRef(path=str(executes_in),
+                                                      base_commit=new.ref.base_commit)
+    return durable.create(store_for(new.root), coding_agent,
+                          {"issue": new.issue, "repo": ref},
+                          settings=new.settings.for_run(),
+                          meta={"issue": {"title": new.issue.title, "path": new.issue.path},
+                                "repo": {**new.ref.model_dump(), "branch": current_branch(new.root)},
+                                "sandbox": new.confinement.record(),
+                                "repo_settings": new.settings.from_repository(), **(meta or {})})
 
 
 def approve(ref: str | None, *, repo: Path, comment: str | None = None,
@@ -212,7 +253,7 @@ def replay(ref: str | None, *, repo: Path, from_step: str, feedback: str | None 
         _check_budget_enforceable(recorded, recorded.model)
     _confinement(data.get("settings") or {})
     had_reserve = (root / ".agent" / "reserve").exists()
-    unexclude = _exclude_agent_dir(root)
+    unexclude = exclude_agent_dir(root)
     child = durable.fork(store, parent, from_step, {**given, "feedback": feedback})
     outcome = _execute(child, settings, root, on_event=on_event)
     _discard_if_model_rejected(child, outcome, root, remove_agent_dir=False,
