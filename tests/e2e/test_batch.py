@@ -106,6 +106,10 @@ def test_a_batch_of_6_over_2_workers_killed_midway_resumes_to_6_branches_paying_
     assert out.returncode == 0, out.stderr + out.stdout
     report = json.loads(out.stdout)
     assert report["counts"] == {"succeeded": 6}
+    from tests.cli.test_json_shapes import shape  # the README's JSON output section
+
+    (keys,) = shape("`batch`, `batch --status BATCH`")
+    assert set(report) == keys
     branches = git(repo, "branch", "--list", "agent/*").split()
     assert sorted(branches) == sorted(f"agent/{r['run_id']}" for r in report["runs"])
     assert all(r["branch"] and r["seconds"] > 0 and r["cost_usd"] > 0 for r in report["runs"])
