@@ -177,18 +177,26 @@ def _exploration(e: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def _selection(selection: dict[str, Any]) -> list[str]:
+    """Which test files ran and why, what was left out, and why the whole suite ran."""
+    lines = [escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}")
+             for f in selection.get("files") or []]
+    lines += [escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}")
+              for f in selection.get("left_out") or []]
+    lines += [escape(f"  left out {test}: over related_budget on the base commit")
+              for test in selection.get("slow") or []]
+    if selection.get("note"):
+        lines.append(escape(f"  {selection['note']}"))
+    return lines
+
+
 def _baseline(b: dict[str, Any]) -> Panel:
     lines = [escape(b["summary"])]
     if b.get("sandbox"):
         lines.append(escape(f"sandbox: {b['sandbox']}"))
     selection = b.get("selection") or {}
     lines.append(escape(f"command: {selection.get('command', '')}"))
-    for f in selection.get("files") or []:
-        lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
-    for f in selection.get("left_out") or []:
-        lines.append(escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}"))
-    if selection.get("note"):
-        lines.append(escape(f"  {selection['note']}"))
+    lines += _selection(selection)
     lines += [f"[yellow]already failing: {escape(t)}[/]" for t in b.get("failing") or []]
     return Panel("\n".join(lines), title="tests on the base commit")
 
@@ -245,15 +253,7 @@ def _tests(r: dict[str, Any]) -> Panel:
              escape(f"command: {r['command']} (exit {r['exit_code']}, {seconds(r['seconds'])})")]
     if r.get("sandbox"):
         lines.append(escape(f"sandbox: {r['sandbox']}"))
-    selection = r.get("selection") or {}
-    for f in selection.get("files") or []:
-        lines.append(escape(f"  selected {f['path']}: {'; '.join(f['reasons'])}"))
-    for f in selection.get("left_out") or []:
-        lines.append(escape(f"  left out {f['path']}: {'; '.join(f['reasons'])}"))
-    for test in selection.get("slow") or []:
-        lines.append(escape(f"  left out {test}: over related_budget on the base commit"))
-    if selection.get("note"):
-        lines.append(escape(f"  {selection['note']}"))
+    lines += _selection(r.get("selection") or {})
     if r.get("timeout"):
         lines.append(escape(f"the {r['timeout']} ran into test_timeout: not judged, no fix paid"))
     for f in r["failures"]:
