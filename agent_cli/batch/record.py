@@ -19,13 +19,13 @@ from typing import Any
 
 from agent_cli.durable import fsio
 from agent_cli.durable.runids import new_run_id
-from agent_cli.durable.store import Run, hold_lock, is_locked, now_iso
+from agent_cli.durable.store import Journaled, Run, hold_lock, now_iso
 from agent_cli.errors import RunNotFound, UsageError
 
 FINAL = ("succeeded", "failed", "rejected")
 
 
-class Batch:
+class Batch(Journaled):
     def __init__(self, agent_dir: Path, batch_id: str) -> None:
         self.agent_dir = agent_dir
         self.id = batch_id
@@ -52,22 +52,11 @@ class Batch:
         data["updated_at"] = now_iso()
         fsio.write_json(self.json_path, data)
 
-    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        ev = {"schema_version": fsio.SCHEMA_VERSION, "ts": now_iso(), "event": kind, **fields}
-        fsio.append_line(self.events_path, ev)
-        return ev
-
-    def events(self) -> list[dict[str, Any]]:
-        return fsio.read_lines(self.events_path)
-
     @contextmanager
     def lock(self) -> Iterator[None]:
         with hold_lock(self.lock_path, f"batch {self.id}",
                        f"wait for it to finish, or stop it; then: agent batch --resume {self.id}"):
             yield
-
-    def is_locked(self) -> bool:
-        return is_locked(self.lock_path)
 
     def run(self, entry: dict[str, Any]) -> Run:
         return Run(Path(entry["agent_dir"]) / "runs" / entry["run_id"])

@@ -56,7 +56,26 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Run:
+class Journaled:
+    """A record with an append-only `events.jsonl` and an executor lock: a run, a batch."""
+
+    events_path: Path
+    lock_path: Path
+
+    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        ev = {"schema_version": fsio.SCHEMA_VERSION, "ts": now_iso(), "event": kind, **fields}
+        fsio.append_line(self.events_path, ev)
+        return ev
+
+    def events(self) -> list[dict[str, Any]]:
+        return fsio.read_lines(self.events_path)
+
+    def is_locked(self) -> bool:
+        """True while another process holds the executor lock; changes nothing."""
+        return is_locked(self.lock_path)
+
+
+class Run(Journaled):
     """One run's directory. Reading is free; writing is for the lock holder."""
 
     def __init__(self, path: Path) -> None:
@@ -129,15 +148,6 @@ class Run:
             raise fsio.as_storage_error(exc, dest_dir) from exc
         fsio.fsync_dir(self.steps_dir)
 
-    # events ---------------------------------------------------------------
-    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        ev = {"schema_version": fsio.SCHEMA_VERSION, "ts": now_iso(), "event": kind, **fields}
-        fsio.append_line(self.events_path, ev)
-        return ev
-
-    def events(self) -> list[dict[str, Any]]:
-        return fsio.read_lines(self.events_path)
-
     # lock -----------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -145,10 +155,6 @@ class Run:
         with hold_lock(self.lock_path, f"run {self.id}",
                        "wait for it to finish, or stop it; then: agent resume " + self.id):
             yield
-
-    def is_locked(self) -> bool:
-        """True while another process holds the executor lock; changes nothing."""
-        return is_locked(self.lock_path)
 
     def status(self, data: dict[str, Any] | None = None) -> str:
         """The run's status as users should see it: `running` with a free lock is
