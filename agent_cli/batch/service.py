@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from agent_cli.batch import inputs, local, onray
-from agent_cli.batch.ledger import Ledger
 from agent_cli.batch.record import FINAL, Batch, find
 from agent_cli.durable.store import Run
 from agent_cli.errors import UsageError
+from agent_cli.llm.ledger import Ledger
 
 Progress = Callable[[dict[str, Any]], None]
 RAY_HINT = "install it with: pip install 'agent-cli[ray]'  (or pip install ray)"

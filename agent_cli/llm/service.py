@@ -224,8 +224,8 @@ class ModelService:
             if spent + estimate > limit:
                 self._ask_budget(scope, spent, limit, estimate, index)
         if batch.get("max_cost"):
-            # One budget for every run of the batch (agent_cli/batch/ledger.py).
-            from agent_cli.batch.ledger import Ledger
+            # One budget for every run of the batch (agent_cli/llm/ledger.py).
+            from agent_cli.llm.ledger import Ledger
 
             limit = float(batch["max_cost"]) + _granted(scope.run)
             fits, used = Ledger(Path(batch["dir"])).reserve(scope.run.id, spent, estimate, limit)
