@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import json
 import os
 import re
@@ -320,6 +321,23 @@ class Hunk:
     def needed(self) -> list[str]:
         """The lines a model must have seen to copy this hunk's `old` text."""
         return [ln.rstrip() for ln in self.old_lines if ln.strip()]
+
+
+def hunk_edits(path: str, base: str, new: str) -> list[dict[str, str]]:
+    """`base` -> `new` as `replace` edits of the changed regions with 3 lines of context,
+    each widened until its `old` text occurs once in `base`."""
+    a, b = base.splitlines(keepends=True), new.splitlines(keepends=True)
+    edits = []
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(3):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        while base.count("".join(a[i1:i2])) != 1 and (i1 > 0 or i2 < len(a)):
+            if i1 > 0:
+                i1, j1 = i1 - 1, j1 - 1
+            if i2 < len(a):
+                i2, j2 = i2 + 1, j2 + 1
+        edits.append({"path": path, "action": "replace", "old": "".join(a[i1:i2]),
+                      "new": "".join(b[j1:j2])})
+    return edits
 
 
 HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
@@ -619,6 +637,9 @@ class Oracle:
             edits = [{"path": path, "action": "delete"}]
         elif change.action == "create":
             edits = [{"path": path, "action": "create", "content": self.new_text[path]}]
+        elif self.base_text[path] and len(self.base_text[path]) + len(self.new_text[path]) \
+                > self.WHOLE_FILE_CHARS:
+            edits = hunk_edits(path, self.base_text[path], self.new_text[path])
         elif self.base_text[path]:
             edits = [{"path": path, "action": "replace", "old": self.base_text[path],
                       "new": self.new_text[path]}]
@@ -630,6 +651,11 @@ class Oracle:
         out = min(int(request.body.get("max_tokens") or 8192),
                   max(1, approx_tokens(change.hunk_text)))
         return self._submit(request, {"edits": edits, "note": ""}, output_tokens=out)
+
+    # A whole-file replace of a file this big would be more than a model can answer in
+    # one turn (and more than agent takes: 256,000 characters); the oracle then sends
+    # the changed regions as edits, as a model would.
+    WHOLE_FILE_CHARS = 150_000
 
     def _read_range(self, path: str, unseen: list[Hunk]) -> tuple[int, int]:
         """The lines to read: the first invisible hunk's old range and a margin, and
