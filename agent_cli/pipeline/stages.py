@@ -140,6 +140,9 @@ def edit_plan(draft: PlanDraft, exploration: ExplorationResult, repo: RepoRef) -
 
 def _plan(issue: Issue, analysis: AnalysisPlan, exploration: ExplorationResult, repo: RepoRef,
           revision: str) -> ImplementationPlan:
+    from agent_cli.pipeline.testing import warm_baseline
+
+    warm_baseline(exploration, repo)  # the baseline runs while the model plans
     shared = [ctx.issue_block(issue), ctx.exploration_block(exploration)]
     instruction = render("plan", analysis=ctx.analysis_text(analysis),
                          feedback=_feedback() + revision)

@@ -29,7 +29,7 @@ from tests.e2e.scenario import (
     script_happy,
     write_call_for,
 )
-from tests.fakes.anthropic_server import FakeAnthropic, tool_reply
+from tests.fakes.anthropic_server import FakeAnthropic, delay, tool_reply
 
 SLOW_UNRELATED = "import time\n\ndef test_a_slow_unrelated_suite():\n    time.sleep(30)\n"
 
@@ -253,3 +253,22 @@ def test_a_slow_test_the_change_does_not_touch_runs_once_at_most_its_budget(
     assert result["total"] == 7  # the 6 of before and the edited one; not the slow one
     shown = agent(["inspect", run_id, "--step", "run_tests"], repo, env).stdout
     assert f"left out {slow}: over related_budget" in shown.replace("\n", "")
+
+
+def test_the_baseline_runs_while_the_model_plans(
+        repo: Path, env: dict, server: FakeAnthropic) -> None:
+    """The tests related to the exploration's first files run on the base commit while
+    the model writes the plan; check_tests then takes them from the cache. Before: the
+    2 s test ran after the plan came back, and the gate waited for it."""
+    with (repo / "tests" / "test_cart.py").open("a") as f:
+        f.write("\n\ndef test_totals_slowly():\n    import time\n    time.sleep(2)\n")
+    git(repo, "commit", "-qam", "a slower test")
+    server.route(tool="submit_plan", reply=delay(6, tool_reply(plan())))  # the first route wins
+    script_happy(server)
+    first = agent(["solve", issue(repo)], repo, env)
+    assert first.returncode == 75, first.stderr + first.stdout
+    run_id = only_run(repo)
+    check = record(repo, run_id, "check_tests")
+    assert check["output"]["from_cache"] is True, check["output"]["summary"]
+    assert check["output"]["total"] == 7 and check["seconds"] < 2  # before: the 2 s test ran here
+    assert "baseline: 7 tests, 1 already failing, from the cache" in first.stdout.replace("\n", " ")
