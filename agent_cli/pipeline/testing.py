@@ -106,17 +106,18 @@ def warm_baseline(exploration: ExplorationResult, repo: RepoRef) -> None:
     thread.start()
 
 
-def _await_warmup() -> None:
+def _await_warmup() -> bool:
     """Let the warm-up finish before running the same files again (it is bounded by
-    related_budget per file group)."""
+    related_budget per file group); whether there was one."""
     thread = _warmups.pop(run_id(), None)
     if thread is not None:
         thread.join()
+    return thread is not None
 
 
 @durable.checkpoint
 def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
-    _await_warmup()
+    warmed = _await_warmup()
     command, environment = test_command(repo)
     timeout, box = seconds_setting("test_timeout", 900), sandbox()
     budget = min(timeout, seconds_setting("related_budget", 15))
@@ -144,12 +145,13 @@ def check_tests(plan: ImplementationPlan, repo: RepoRef) -> TestBaseline:
     failing = [t.id for t in tests if t.outcome in ("failed", "error")]
     timed_out = runs[0].timed_out if runs and (certain or not files) else False
     seconds = sum(r.duration_s for r in runs)
+    cached = all(r.from_cache for r in runs)
     return TestBaseline(selection=selection, total=len(tests), failing=failing,
-                        timed_out=timed_out, seconds=seconds,
-                        from_cache=all(r.from_cache for r in runs),
+                        timed_out=timed_out, seconds=seconds, from_cache=cached,
                         sandbox=runs[-1].sandbox_detail,
                         summary=_baseline_line(len(tests), failing, timed_out, seconds,
-                                               all(r.from_cache for r in runs),
+                                               ("while the model planned" if warmed else
+                                                "from the cache") if cached else "",
                                                all(r.junit for r in runs), runs[-1].exit_code,
                                                len(selection.left_out), len(selection.slow)))
 
@@ -406,9 +408,9 @@ def _stop_if_broken(run: testrun.TestRun, where: str, *, narrowed: bool = False)
 
 
 def _baseline_line(total: int, failing: list[str], timed_out: bool, seconds: float,
-                   cached: bool, per_test: bool, exit_code: int, left_out: int,
+                   cached: str, per_test: bool, exit_code: int, left_out: int,
                    slow: int = 0) -> str:
-    took = "from the cache" if cached else f"{seconds:.0f} s"
+    took = cached or f"{seconds:.0f} s"  # "from the cache", "while the model planned"
     extra = f"; {left_out} inferred file(s) left out, over related_budget" if left_out else ""
     if slow:
         extra += f"; {slow} slow test(s) stopped at related_budget, left out unless edited"
