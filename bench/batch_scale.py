@@ -13,22 +13,21 @@ workers), with where the time of an average run went (model wait vs the rest).
 
 Not part of the test suite: 20 issues take minutes per configuration.
 
-At 9848ca2 (a4d4188, the same behaviour, from 2 workers on) on the shared 2-core
-machine (load 4-10), `--issues 8 --workers 1,2,4 --ray 4` (8, not 20: the time it
-takes here), 2-8 s per call:
+At 52792fa on the shared 2-core machine, `--issues 20 --workers 2,4 --ray 4`, 2-8 s
+per call (all 20 runs succeeded in each):
 
     executor  workers   wall    sum of runs  speed-up  efficiency  model wait/run  rest/run
-    local           1   261.4s       257.4s     0.98x        98%           23.7s      8.5s
-    local           2   150.6s       289.3s     1.92x        96%           25.5s     10.7s
-    local           4    82.3s       303.0s     3.68x        92%           28.4s      9.5s
-    ray             4    97.2s       327.7s     3.37x        84%           24.3s     16.7s
+    local           2   247.1s       473.0s     1.91x        96%           21.1s      2.5s
+    local           4   126.5s       475.6s     3.76x        94%           21.3s      2.5s
+    ray             4   132.1s       485.3s     3.67x        92%           21.4s      2.9s
 
-Against one worker's wall time: 1.74x with 2, 3.18x with 4, 2.69x on Ray with 4. The
-model wait overlaps fully; what does not is the rest of a run (interpreter and SDK
-start, git worktree, pytest twice), CPU work on 2 cores: with 4 at once each run
-takes longer (median 30 s alone, 37 s at 4), and the last of 2 rounds waits for its
-slowest run. Ray adds its start (5-8 s) and per task the bundle, clone and the run
-directory's return (rest/run 16.7 s against 9.5 s).
+One worker needs about the sum of the runs' own times (at 9848ca2, 8 issues: 261 s
+wall for 257 s of runs, 98 %). The model wait overlaps fully; what does not is the
+rest of a run (interpreter and SDK start, git worktree, pytest twice), CPU work on 2
+cores, and the last round waits for its slowest run (20 runs over 4 workers: 5
+rounds). Ray adds its start (5-8 s) and per task the bundle, the clone and the run
+directory's return. At 9848ca2 (8 issues, load 4-10) the rest per run was 8.5-16.7 s
+and Ray's efficiency 84 %.
 """
 
 from __future__ import annotations
