@@ -121,9 +121,10 @@ def github_repo(root: Path) -> str:
 
 
 def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          check=False)
-    return proc.stdout if proc.returncode == 0 else ""
+    from agent_cli.workspace._git import run_git
+
+    proc = run_git(root, *args, check=False)
+    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
 
 
 def _github(slug: str, number: int, url: str) -> IssueText:

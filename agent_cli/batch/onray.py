@@ -222,10 +222,12 @@ def _tar(path: Path) -> bytes:
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if check and out.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} in {cwd}: {out.stderr.strip()}")
-    return out.stdout if out.returncode == 0 else ""
+    """git as `workspace._git` runs it: no hooks (a fetch into the user's repository
+    would run its reference-transaction hook), no inherited GIT_DIR."""
+    from agent_cli.workspace._git import run_git
+
+    out = run_git(cwd, *args, check=check)
+    return out.stdout.decode("utf-8", "replace") if out.returncode == 0 else ""
 
 
 def _log(batch: Batch, task: dict[str, Any], text: str) -> None:

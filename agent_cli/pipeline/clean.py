@@ -20,6 +20,7 @@ from typing import Any
 from agent_cli import durable
 from agent_cli.errors import UsageError
 from agent_cli.pipeline.service import store_for
+from agent_cli.workspace._git import run_git
 from agent_cli.workspace.worktree import Worktree, repo_root
 
 OVER = ("succeeded", "failed", "rejected")
@@ -87,7 +88,12 @@ def _clean_one(root: Path, run: durable.Run, status: str, branches: bool) -> dic
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    """git in the user's checkout, as `workspace._git` runs it (no hooks, no inherited
+    GIT_DIR pointing elsewhere), its output as text."""
+    out = run_git(root, *args, check=False)
+    return subprocess.CompletedProcess(out.args, out.returncode,
+                                       out.stdout.decode("utf-8", "replace"),
+                                       out.stderr.decode("utf-8", "replace"))
 
 
 def _delete_branch(root: Path, branch: str, commit: str) -> tuple[bool, str | None]:

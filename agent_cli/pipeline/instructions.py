@@ -14,9 +14,10 @@ repository's to choose).
 from __future__ import annotations
 
 import functools
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent_cli.workspace._git import run_git
 
 NAMES = ("AGENTS.md", "CLAUDE.md", "CONVENTIONS.md", ".github/copilot-instructions.md")
 CAP = 8_000
@@ -30,7 +31,7 @@ class Instructions:
 
 
 def _git(root: Path, *args: str) -> bytes | None:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    proc = run_git(root, *args, check=False)
     return proc.stdout if proc.returncode == 0 else None
 
 
