@@ -168,6 +168,7 @@ def _leave_out(selection: Selection, unfinished: list[str], budget: float) -> Se
 @durable.checkpoint
 def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience: int = 1,
               left_out: list[str] | None = None) -> TestResult:
+    _await_warmup()  # check_tests was reused after a plan that started one
     wt = worktree(repo)
     wt.materialize(changes.diff)
     command, environment = test_command(repo)
@@ -179,7 +180,9 @@ def run_tests(changes: CodeChanges, targets: list[str], repo: RepoRef, patience:
                               exists=lambda f: (wt.path / f).is_file(), skip=skip)
     before = _baseline(repo, command, files, timeout, box, budget, targets)
     narrowed = testrun.narrow(command, files, wt.path) if files else None
-    slow = untouched(before.over_budget, changes.diff, targets, wt.path)
+    # Only ids in the selected files: the stream the ids come from is one the tests can write.
+    slow = untouched([t for t in before.over_budget if any(t.startswith(f + "::") for f in files)],
+                     changes.diff, targets, wt.path)
     if narrowed is not None and slow:
         narrowed = testrun.deselect(narrowed, slow)
         selection = selection.model_copy(update={"slow": slow,

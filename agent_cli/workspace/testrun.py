@@ -820,7 +820,7 @@ def deselect(command: list[str] | str, ids: Sequence[str]) -> list[str] | str:
     """A pytest command given as words (the detected one) that skips `ids`."""
     if not ids or isinstance(command, str) or not is_pytest(command):
         return command
-    return [*command, *(w for i in ids for w in ("--deselect", i))]
+    return [*command, *(f"--deselect={i}" for i in ids)]  # one word: an id is never an option
 
 
 def broken_command(run: TestRun, *, narrowed: bool = False) -> str | None:
