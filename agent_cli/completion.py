@@ -40,7 +40,8 @@ def _describe(run: Path) -> str:
     except (OSError, ValueError):
         return ""
     title = str((data.get("issue") or {}).get("title") or "")[:50]
-    return f"{data.get('status', '?')}: {title}"
+    # An issue's title (a GitHub issue's is anyone's) must not break the shell's protocol.
+    return "".join(c if c.isprintable() else " " for c in f"{data.get('status', '?')}: {title}")
 
 
 def run_ids(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
@@ -64,8 +65,8 @@ def step_names(ctx: click.Context, incomplete: str) -> list[str]:
         return []
     steps = runs / chosen[0] / "steps"
     keys = []
-    files = sorted(steps.glob("[0-9]*-*.json"), key=lambda p: int(p.name.split("-", 1)[0])
-                   ) if steps.is_dir() else []
+    files = sorted((p for p in steps.glob("[0-9]*-*.json") if p.name.split("-", 1)[0].isdigit()),
+                   key=lambda p: int(p.name.split("-", 1)[0])) if steps.is_dir() else []
     for path in files:
         key = path.stem.split("-", 1)[1]
         if key.startswith(incomplete) and key not in keys:
